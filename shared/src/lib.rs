@@ -1,0 +1,29 @@
+//! # inboxflow-shared
+//!
+//! Everything the `ingress` and `processor` binaries (and the tests) agree on.
+//!
+//! ## Layout
+//! - [`config`]: layered configuration (defaults, then a TOML file, then
+//!   `INBOXFLOW_*` environment variables), validated at start-up, with
+//!   [`config::Secret`] redacting secrets in `Debug`.
+//! - [`telemetry`]: `tracing` initialisation (JSON or pretty).
+//! - [`metrics`]: the Prometheus registry and the admin server
+//!   (`/metrics`, `/healthz`, `/readyz`).
+//! - [`mask`]: phone-number masking for logs.
+//! - [`ids`]: deterministic UUIDv5 ids for contacts and conversations.
+//! - [`signing`]: HMAC-SHA256 webhook signatures (Kapso and Meta formats).
+//! - [`record`]: the Kafka record contract (header names, schema version)
+//!   between ingress and processor, documented in `schemas/kafka-record.schema.json`.
+//! - [`webhook`]: the Kapso and Meta payload model, routing extraction and the
+//!   normaliser that turns a payload into [`webhook::Event`]s.
+//! - [`shutdown`]: a signal future for graceful shutdown.
+
+pub mod config;
+pub mod ids;
+pub mod mask;
+pub mod metrics;
+pub mod record;
+pub mod shutdown;
+pub mod signing;
+pub mod telemetry;
+pub mod webhook;

@@ -1,0 +1,84 @@
+//! The Prometheus registry and the admin HTTP server.
+//!
+//! The admin server answers `/metrics` (text exposition format), `/healthz`
+//! (200 while the process runs) and `/readyz` (200 only while the
+//! [`Readiness`] flag is set, 503 otherwise). It binds its own port so that
+//! scraping never competes with webhook traffic.
+//!
+//! Metric names follow Prometheus conventions (snake_case, base units,
+//! `_total`, `_seconds`); labels are low-cardinality by construction: never a
+//! message id or a phone number.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus::{Encoder, Registry, TextEncoder};
+use warp::Filter;
+use warp::http::StatusCode;
+
+/// Latency buckets in seconds, from 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A shared "ready to serve" flag for `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Renders every metric in `registry` in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&registry.gather(), &mut buf) {
+        tracing::warn!(cause = %err, "failed to encode metrics");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Binds the admin server on `addr` (port 0 picks a free port) and returns
+/// the bound address and the server future, which ends when `shutdown` does.
+pub fn admin_server(
+    addr: SocketAddr,
+    registry: Registry,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
+    let metrics = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || {
+            warp::reply::with_header(
+                render(&registry),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+        });
+    let healthz = warp::path("healthz").and(warp::path::end()).map(|| "ok");
+    let readyz = warp::path("readyz").and(warp::path::end()).map(move || {
+        if readiness.is_ready() {
+            warp::reply::with_status("ready", StatusCode::OK)
+        } else {
+            warp::reply::with_status("not ready", StatusCode::SERVICE_UNAVAILABLE)
+        }
+    });
+    let routes = metrics.or(healthz).or(readyz);
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let bound = listener.local_addr()?;
+    let server = warp::serve(routes)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run();
+    Ok((bound, server))
+}
