@@ -200,7 +200,124 @@ pub fn normalize(
 pub(crate) fn parse_timestamp(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse::<i64>().ok(),
+        Value::String(s) => s.parse::<i64>().ok().or_else(|| parse_rfc3339(s)),
         _ => None,
     }
+}
+
+// ---- Field helpers shared by the Kapso and Meta normalisers. ----
+
+/// 9999-12-31T23:59:59Z: later timestamps are treated as malformed, so that
+/// converting a stored timestamp to milliseconds can never overflow.
+const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// [`parse_timestamp`], restricted to `1..=MAX_TIMESTAMP` (an item whose
+/// timestamp is missing, unparseable or absurd is skipped as malformed).
+pub(super) fn event_timestamp(value: Option<&Value>) -> Option<i64> {
+    value
+        .and_then(parse_timestamp)
+        .filter(|ts| (1..=MAX_TIMESTAMP).contains(ts))
+}
+
+/// A business phone_number_id: a non-empty string of at most 128 characters
+/// without control characters, or a non-negative JSON integer (converted to
+/// its decimal string). Anything else is an error message for a [`ShapeError`].
+pub(super) fn phone_number_id_value(value: &Value) -> Result<String, &'static str> {
+    match value {
+        Value::String(s)
+            if !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.clone())
+        }
+        Value::String(_) => Err("phone_number_id is empty, too long or has control characters"),
+        Value::Number(n) => n
+            .as_u64()
+            .map(|n| n.to_string())
+            .ok_or("phone_number_id is a number but not a non-negative integer"),
+        _ => Err("phone_number_id is neither a string nor a number"),
+    }
+}
+
+/// A customer phone, digits only (see [`crate::ids::normalize_phone`]).
+/// `None` when absent, empty, longer than 20 digits, or when the string has
+/// letters: a business-scoped user id (`US.1234...`) or username is not a
+/// phone, and keeping its digits would merge unrelated contacts.
+pub(super) fn contact_phone(value: Option<&Value>) -> Option<String> {
+    let digits = match value? {
+        Value::String(s) if !s.chars().any(char::is_alphabetic) => crate::ids::normalize_phone(s),
+        Value::Number(n) => n.as_u64()?.to_string(),
+        _ => return None,
+    };
+    (!digits.is_empty() && digits.len() <= 20).then_some(digits)
+}
+
+/// A non-blank string field, trimmed.
+pub(super) fn text_field(value: Option<&Value>) -> Option<&str> {
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// A JSON value as compact JSON text; `None` for absent or `null`.
+pub(super) fn json_text(value: Option<&Value>) -> Option<String> {
+    value.filter(|v| !v.is_null()).map(Value::to_string)
+}
+
+/// Seconds since the epoch of an RFC 3339 date-time such as
+/// `2025-10-28T14:25:01Z` or `2025-12-30T13:11:53.123-03:00`.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter().try_fold(0i64, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let is = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
+    if !(is(4, b"-") && is(7, b"-") && is(10, b"Tt ") && is(13, b":") && is(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = b.get(19..)?;
+    if let Some((b'.', fraction)) = rest.split_first() {
+        let len = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        rest = fraction.get(len..).filter(|_| len > 0)?;
+    }
+    let offset = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: &u8, b: &u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let (h, m) = (two(h1, h2)?, two(m1, m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let seconds = h * 3600 + m * 60;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 in the proleptic Gregorian calendar.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
 }
