@@ -1,1 +1,29 @@
-//! placeholder
+//! # inboxflow-processor
+//!
+//! Consumes verified webhooks from Kafka in micro-batches and writes contacts,
+//! conversations, messages and statuses into Cassandra or ScyllaDB with a
+//! constant number of sequential round trips per batch.
+//!
+//! Delivery promise: a Kafka offset is committed only after every write of
+//! its micro-batch has succeeded, and only for partitions still assigned.
+//! Delivery is therefore at-least-once; the pipeline makes the *effect*
+//! exactly-once (see [`pipeline`]).
+//!
+//! ## Layout
+//! - [`config`]: settings and their validation.
+//! - [`store`]: the CQL session, prepared statements, batching, `migrate`.
+//! - [`decode`]: Kafka record → normalised events, or a poison reason.
+//! - [`pipeline`]: the eight batched steps for one workspace.
+//! - [`consumer`]: the consumer-group loop: micro-batches, retries, commits.
+//! - [`dead_letter`]: poison records to the dead-letter topic.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`app`]: wiring for `processor run` and `processor migrate`.
+
+pub mod app;
+pub mod config;
+pub mod consumer;
+pub mod dead_letter;
+pub mod decode;
+pub mod metrics;
+pub mod pipeline;
+pub mod store;

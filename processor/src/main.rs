@@ -1,1 +1,50 @@
-fn main() {}
+//! `processor migrate` applies the CQL schema; `processor run` consumes.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use processor::app::{self, RunningProcessor};
+use processor::config::ProcessorConfig;
+use processor::pipeline::Faults;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "inboxflow processor: Kafka micro-batches into Cassandra/ScyllaDB"
+)]
+struct Cli {
+    /// TOML config file (overridden by INBOXFLOW_* environment variables).
+    #[arg(long, env = "INBOXFLOW_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply schemas/cql/schema.cql to the configured keyspace (idempotent).
+    Migrate,
+    /// Consume the webhook topic until SIGTERM or ctrl-c.
+    Run,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg: ProcessorConfig =
+        shared::config::load(cli.config.as_deref()).context("loading configuration")?;
+    cfg.validate()?;
+    shared::telemetry::init(&cfg.telemetry);
+    match cli.command {
+        Command::Migrate => {
+            app::migrate(&cfg.cql, &cfg.retry).await?;
+        }
+        Command::Run => {
+            let running = RunningProcessor::start(cfg, Faults::default()).await?;
+            shared::shutdown::signal().await;
+            running.stop().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Wiring: builds a running processor from its configuration, in-process, so
+//! `main` and the integration tests start it the same way.
+//!
+//! Start-up waits for the database (retrying with backoff, logging each
+//! failure) instead of exiting, so processors may start before Cassandra or
+//! ScyllaDB is ready.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::metrics::{Readiness, admin_server};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::{CqlConfig, ProcessorConfig, RetryConfig};
+use crate::consumer::{self, BatchProcessor};
+use crate::dead_letter::DeadLetters;
+use crate::metrics::Metrics;
+use crate::pipeline::Faults;
+use crate::store::{self, Store};
+
+/// Applies the schema (`processor migrate`); returns the statements applied.
+pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usize> {
+    let session = wait_for(retry, "the CQL database", || store::open_session(cfg)).await?;
+    let applied = store::migrate(&session, &cfg.keyspace, &cfg.replication)
+        .await
+        .context("applying schemas/cql/schema.cql")?;
+    info!(keyspace = %cfg.keyspace, statements = applied, "schema applied");
+    Ok(applied)
+}
+
+/// A running processor.
+#[derive(Debug)]
+pub struct RunningProcessor {
+    pub admin_addr: Option<SocketAddr>,
+    pub metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+    consumer: JoinHandle<anyhow::Result<u64>>,
+    admin: Option<JoinHandle<()>>,
+}
+
+impl RunningProcessor {
+    /// Connects to the database (waiting for it), joins the consumer group
+    /// and starts consuming. `faults` is for crash-injection tests.
+    pub async fn start(cfg: ProcessorConfig, faults: Faults) -> anyhow::Result<Self> {
+        let metrics = Metrics::new().context("registering metrics")?;
+        let readiness = Readiness::default();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (admin_addr, admin) = match cfg.admin_addr {
+            Some(addr) => {
+                let mut rx = shutdown_rx.clone();
+                let stop = async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                };
+                let (bound, server) =
+                    admin_server(addr, metrics.registry.clone(), readiness.clone(), stop)
+                        .with_context(|| format!("binding the admin server on {addr}"))?;
+                info!(%bound, "admin server listening");
+                (Some(bound), Some(tokio::spawn(server)))
+            }
+            None => (None, None),
+        };
+        let store = wait_for(&cfg.retry, "the CQL database", || Store::connect(&cfg.cql)).await?;
+        let dead_letters = DeadLetters::new(&cfg.kafka.brokers, &cfg.kafka.dead_letter_topic)?;
+        let group = consumer::subscribe(&cfg)?;
+        readiness.set(true);
+        info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
+        let processor = BatchProcessor {
+            store,
+            dead_letters,
+            metrics: metrics.clone(),
+            consumer: cfg.consumer.clone(),
+            retry: cfg.retry.clone(),
+            faults,
+        };
+        let consumer = tokio::spawn(consumer::run(
+            group,
+            processor,
+            cfg.consumer.clone(),
+            shutdown_rx,
+        ));
+        Ok(Self {
+            admin_addr,
+            metrics,
+            shutdown,
+            consumer,
+            admin,
+        })
+    }
+
+    /// Asks the consumer to stop after its current batch and waits for it.
+    pub async fn stop(self) -> anyhow::Result<u64> {
+        let _ = self.shutdown.send(true);
+        let result = self.consumer.await.context("consumer task panicked")?;
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        result
+    }
+
+    /// Waits for the consumer to end by itself (for example after an injected crash).
+    pub async fn join(self) -> anyhow::Result<u64> {
+        let result = self.consumer.await.context("consumer task panicked")?;
+        let _ = self.shutdown.send(true);
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        result
+    }
+
+    /// Stops abruptly, as a crash would: no final batch, no commit.
+    pub fn abort(self) {
+        self.consumer.abort();
+        if let Some(admin) = self.admin {
+            admin.abort();
+        }
+    }
+}
+
+/// Retries `connect` with capped exponential backoff until it succeeds.
+async fn wait_for<T, E, F, Fut>(
+    retry: &RetryConfig,
+    what: &str,
+    mut connect: F,
+) -> anyhow::Result<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = retry.initial_backoff;
+    let mut attempts = 0u32;
+    loop {
+        match connect().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                attempts += 1;
+                warn!(cause = %e, attempts, backoff_ms = backoff.as_millis() as u64, "waiting for {what}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(retry.max_backoff.max(Duration::from_millis(1)));
+            }
+        }
+    }
+}

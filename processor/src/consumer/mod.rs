@@ -1,0 +1,176 @@
+//! The consumer-group loop: micro-batches in, offsets out.
+//!
+//! Delivery promise: offsets are committed only after [`BatchProcessor`] has
+//! stored (or dead-lettered) every record of the batch, and only for
+//! partitions this processor still owns. A partition revoked mid-batch is
+//! left uncommitted; its new owner reads those records again, which the
+//! idempotent pipeline absorbs. While the database is down the consumer
+//! pauses its partitions but keeps polling, so it stays in the group, and it
+//! resumes by itself when a retry succeeds.
+
+mod batch;
+mod commit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientContext, Message};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+pub use batch::{BatchError, BatchProcessor, BatchReport};
+pub use commit::next_offsets;
+
+use crate::config::{ConsumerConfig, ProcessorConfig};
+
+/// Logs rebalances; the loop checks the live assignment before committing.
+#[derive(Debug, Default)]
+pub struct RebalanceLogger;
+
+impl ClientContext for RebalanceLogger {}
+
+impl ConsumerContext for RebalanceLogger {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions being assigned"),
+            Rebalance::Error(e) => warn!(cause = %e, "rebalance error"),
+        }
+    }
+}
+
+pub type GroupConsumer = StreamConsumer<RebalanceLogger>;
+
+/// Creates the group consumer and subscribes it to the webhook topic.
+pub fn subscribe(cfg: &ProcessorConfig) -> anyhow::Result<Arc<GroupConsumer>> {
+    let c = &cfg.consumer;
+    let consumer: GroupConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", &c.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &c.auto_offset_reset)
+        .set(
+            "session.timeout.ms",
+            c.session_timeout.as_millis().to_string(),
+        )
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("fetch.wait.max.ms", "20")
+        .create_with_context(RebalanceLogger)?;
+    consumer.subscribe(&[&cfg.kafka.webhook_topic])?;
+    Ok(Arc::new(consumer))
+}
+
+/// Runs until `shutdown` turns true, or a batch fails for good (an injected
+/// crash). Returns the number of batches committed.
+pub async fn run(
+    consumer: Arc<GroupConsumer>,
+    processor: BatchProcessor,
+    cfg: ConsumerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    let mut committed = 0u64;
+    loop {
+        let Some(batch) = next_batch(&consumer, &cfg, &mut shutdown).await else {
+            info!(batches = committed, "consumer stopping");
+            return Ok(committed);
+        };
+        let waiter = |backoff: Duration| {
+            let consumer = Arc::clone(&consumer);
+            let mut shutdown = shutdown.clone();
+            async move { pause_and_wait(&consumer, backoff, &mut shutdown).await }
+        };
+        match processor.process(&batch, waiter).await {
+            Ok(_report) => {
+                commit::commit_owned(&consumer, &batch, &processor.metrics)?;
+                resume_all(&consumer);
+                committed += 1;
+            }
+            Err(BatchError::Shutdown) => {
+                info!("shutdown during retries; batch left uncommitted");
+                return Ok(committed);
+            }
+            Err(BatchError::Injected(e)) => {
+                error!(cause = %e, "injected failure; stopping without commit");
+                return Err(anyhow::anyhow!(e));
+            }
+        }
+    }
+}
+
+/// Collects up to `max_records` records, closing the batch `max_wait` after
+/// its first one. Returns `None` on shutdown.
+async fn next_batch(
+    consumer: &GroupConsumer,
+    cfg: &ConsumerConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Vec<OwnedMessage>> {
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return None,
+            received = consumer.recv() => match received {
+                Ok(m) => { batch.push(m.detach()); break; }
+                Err(e) => warn!(cause = %e, "kafka receive error"),
+            },
+        }
+    }
+    let deadline = tokio::time::Instant::now() + cfg.max_wait;
+    while batch.len() < cfg.max_records {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return None,
+            () = tokio::time::sleep_until(deadline) => break,
+            received = consumer.recv() => match received {
+                Ok(m) => batch.push(m.detach()),
+                Err(e) => warn!(cause = %e, "kafka receive error"),
+            },
+        }
+    }
+    Some(batch)
+}
+
+/// Between retries: pause every assigned partition (so nothing new arrives),
+/// keep polling (so the group does not evict us), wait out the backoff.
+async fn pause_and_wait(
+    consumer: &GroupConsumer,
+    backoff: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if let Ok(assignment) = consumer.assignment() {
+        if let Err(e) = consumer.pause(&assignment) {
+            warn!(cause = %e, "pausing partitions failed");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + backoff;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return false,
+            () = tokio::time::sleep_until(deadline) => return true,
+            received = consumer.recv() => {
+                // Paused partitions deliver nothing; a record here comes from a
+                // partition assigned during the outage and is re-read after
+                // resume, since its offset is neither stored nor committed.
+                if let Ok(m) = received {
+                    let _ = consumer.seek(m.topic(), m.partition(), rdkafka::Offset::Offset(m.offset()), Duration::from_secs(1));
+                    if let Ok(assignment) = consumer.assignment() {
+                        let _ = consumer.pause(&assignment);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn resume_all(consumer: &GroupConsumer) {
+    if let Ok(assignment) = consumer.assignment() {
+        if let Err(e) = consumer.resume(&assignment) {
+            warn!(cause = %e, "resuming partitions failed");
+        }
+    }
+}

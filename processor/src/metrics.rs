@@ -1,0 +1,159 @@
+//! Processor metrics. Names follow Prometheus conventions; labels are fixed
+//! sets (steps, reasons, event kinds from a closed list, partition numbers),
+//! never message ids or phone numbers.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use shared::metrics::LATENCY_BUCKETS;
+
+/// Every processor metric, registered in one registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub records_consumed: IntCounter,
+    pub messages_inserted: IntCounter,
+    pub duplicates_skipped: IntCounter,
+    pub contacts_created: IntCounter,
+    pub conversations_created: IntCounter,
+    pub statuses_applied: IntCounter,
+    pub dead_lettered: IntCounterVec,
+    pub events_skipped: IntCounterVec,
+    pub batches: IntCounter,
+    pub batch_records: Histogram,
+    pub batch_duration: Histogram,
+    pub step_duration: HistogramVec,
+    pub db_requests: IntCounter,
+    pub db_requests_per_batch: Histogram,
+    pub db_round_trips_per_batch: Histogram,
+    pub db_failures: IntCounter,
+    pub end_to_end_latency: Histogram,
+    pub consumer_lag: IntGaugeVec,
+}
+
+const SIZE_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(format!("inboxflow_processor_{name}"), help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec =
+            |name: &str, help: &str, label: &str| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(
+                    Opts::new(format!("inboxflow_processor_{name}"), help),
+                    &[label],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram =
+            |name: &str, help: &str, buckets: &[f64]| -> Result<Histogram, prometheus::Error> {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(format!("inboxflow_processor_{name}"), help)
+                        .buckets(buckets.to_vec()),
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let step_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "inboxflow_processor_step_duration_seconds",
+                "Duration of one pipeline step for one workspace.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["step"],
+        )?;
+        registry.register(Box::new(step_duration.clone()))?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "inboxflow_processor_consumer_lag",
+                "Records between the committed offset and the high watermark.",
+            ),
+            &["partition"],
+        )?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        Ok(Self {
+            records_consumed: counter("records_consumed_total", "Kafka records consumed.")?,
+            messages_inserted: counter(
+                "messages_inserted_total",
+                "Messages stored for the first time.",
+            )?,
+            duplicates_skipped: counter(
+                "duplicates_skipped_total",
+                "Messages dropped because their id was already stored.",
+            )?,
+            contacts_created: counter("contacts_created_total", "Contacts created.")?,
+            conversations_created: counter(
+                "conversations_created_total",
+                "Conversations created.",
+            )?,
+            statuses_applied: counter(
+                "statuses_applied_total",
+                "Messages whose delivery status advanced.",
+            )?,
+            dead_lettered: counter_vec(
+                "dead_lettered_total",
+                "Poison records written to the dead-letter topic.",
+                "reason",
+            )?,
+            events_skipped: counter_vec(
+                "events_skipped_total",
+                "Events counted and skipped (unknown or incomplete).",
+                "kind",
+            )?,
+            batches: counter("batches_total", "Micro-batches committed.")?,
+            batch_records: histogram("batch_records", "Records per micro-batch.", SIZE_BUCKETS)?,
+            batch_duration: histogram(
+                "batch_duration_seconds",
+                "Time from a micro-batch's decode to its commit.",
+                LATENCY_BUCKETS,
+            )?,
+            step_duration,
+            db_requests: counter(
+                "db_requests_total",
+                "Requests sent to the database (a batch counts once).",
+            )?,
+            db_requests_per_batch: histogram(
+                "db_requests_per_batch",
+                "Database requests per micro-batch.",
+                SIZE_BUCKETS,
+            )?,
+            db_round_trips_per_batch: histogram(
+                "db_round_trips_per_batch",
+                "Sequential database round trips per micro-batch.",
+                COUNT_BUCKETS,
+            )?,
+            db_failures: counter(
+                "db_failures_total",
+                "Micro-batch attempts that failed on the database and were retried.",
+            )?,
+            end_to_end_latency: histogram(
+                "end_to_end_latency_seconds",
+                "From the ingress receiving a webhook to its offset being committed.",
+                LATENCY_BUCKETS,
+            )?,
+            consumer_lag,
+            registry,
+        })
+    }
+}
+
+/// A label for a skipped-event kind. The normaliser already draws kinds from
+/// closed lists; this is a second guard so that no payload can ever create an
+/// unbounded set of time series.
+pub fn skipped_kind_label(kind: &str) -> &str {
+    let plain = kind.len() <= 64
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
+    if plain { kind } else { "other" }
+}

@@ -1,0 +1,312 @@
+//! Steps 3, 4 and 7: find the batch's conversations, create the missing
+//! ones, and update each touched conversation once.
+//!
+//! Exactly-once effect: a conversation row carries a watermark, the Kafka
+//! partition and offset of the last record already counted in its
+//! `unread_count`, `message_count` and `last_message_*` fields. The update
+//! counts only messages of records past the watermark and moves the watermark
+//! in the same single-row write (atomic in Cassandra and ScyllaDB), so a
+//! record read again after a crash is never counted twice, and a record whose
+//! count was never written is counted when read again.
+
+use std::collections::{BTreeMap, HashMap};
+
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use uuid::Uuid;
+
+use super::plan::{MessageDraft, Plan, preview};
+use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use shared::webhook::Direction;
+
+/// The parts of an existing conversation row the update needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationState {
+    pub state_at_ms: Option<i64>,
+    pub last_message_at_ms: Option<i64>,
+    pub last_message_id: Option<String>,
+    pub unread_count: i32,
+    pub message_count: i32,
+    pub applied: Option<(i32, i64)>,
+}
+
+impl ConversationState {
+    /// Whether the record at `partition`/`offset` is already counted.
+    fn covers(&self, partition: i32, offset: i64) -> bool {
+        matches!(self.applied, Some((p, o)) if p == partition && o >= offset)
+    }
+}
+
+type ConversationRow = (
+    Uuid,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<CqlTimestamp>,
+    Option<String>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<i64>,
+);
+
+/// The plan's conversations that already exist, with their state.
+pub async fn find_existing(
+    store: &Store,
+    workspace_id: &str,
+    plan: &Plan,
+    stats: &DbStats,
+) -> Result<HashMap<Uuid, ConversationState>, StoreError> {
+    let s = store.statements();
+    let keys: Vec<Uuid> = plan.conversations.keys().copied().collect();
+    let rows: Vec<ConversationRow> = store
+        .lookup(
+            "conversations lookup",
+            &s.conversations_by_ids,
+            &s.conversation_by_id,
+            workspace_id,
+            keys,
+            stats,
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, _name, state_at, last_at, last_id, unread, count, part, off)| {
+                let applied = part.zip(off);
+                let state = ConversationState {
+                    state_at_ms: state_at.map(|t| t.0),
+                    last_message_at_ms: last_at.map(|t| t.0),
+                    last_message_id: last_id,
+                    unread_count: unread.unwrap_or(0),
+                    message_count: count.unwrap_or(0),
+                    applied,
+                };
+                (id, state)
+            },
+        )
+        .collect())
+}
+
+type CreateRow = (String, Uuid, String, CqlTimestamp, String, Uuid);
+
+/// Creates the conversations not in `existing` (identity columns only, so a
+/// re-run never resets counters); returns how many.
+pub async fn create_missing(
+    store: &Store,
+    workspace_id: &str,
+    plan: &Plan,
+    existing: &HashMap<Uuid, ConversationState>,
+    stats: &DbStats,
+) -> Result<u64, StoreError> {
+    let rows: Vec<RowWrite<CreateRow>> = plan
+        .conversations
+        .iter()
+        .filter(|(id, _)| !existing.contains_key(*id))
+        .map(|(id, d)| RowWrite {
+            partition: id.to_string(),
+            estimated_bytes: 96
+                + d.phone_number_id.len()
+                + d.contact_phone.len()
+                + workspace_id.len(),
+            values: (
+                d.phone_number_id.clone(),
+                d.contact_id,
+                d.contact_phone.clone(),
+                CqlTimestamp(d.first_seen_ms),
+                workspace_id.to_owned(),
+                *id,
+            ),
+        })
+        .collect();
+    let created = rows.len() as u64;
+    let statement = &store.statements().create_conversation;
+    store
+        .write(
+            vec![WriteSet {
+                what: "conversation inserts",
+                statement,
+                rows,
+            }],
+            stats,
+        )
+        .await?;
+    Ok(created)
+}
+
+/// The single write that brings one conversation up to date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationUpdate {
+    pub conversation_id: Uuid,
+    pub contact_name: Option<String>,
+    pub last_message: Option<(i64, String, String, Direction)>,
+    pub unread_count: i32,
+    pub message_count: i32,
+    pub applied: (i32, i64),
+    pub kapso_conversation_id: Option<String>,
+    pub state: Option<(String, i64)>,
+}
+
+/// Computes the updates (pure): `new_messages` are the messages stored by
+/// this batch (not duplicates), `state` the rows found in step 3.
+pub fn plan_updates(
+    plan: &Plan,
+    new_messages: &[&MessageDraft],
+    state: &HashMap<Uuid, ConversationState>,
+) -> Vec<ConversationUpdate> {
+    let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
+    let empty = ConversationState::default();
+    for m in new_messages {
+        let base = state.get(&m.conversation_id).unwrap_or(&empty);
+        if base.covers(m.partition, m.offset) {
+            continue;
+        }
+        let u = updates
+            .entry(m.conversation_id)
+            .or_insert_with(|| start(m.conversation_id, base));
+        u.message_count += 1;
+        if m.event.direction == Direction::Inbound {
+            u.unread_count += 1;
+            if m.event.contact_name.is_some() {
+                u.contact_name.clone_from(&m.event.contact_name);
+            }
+        }
+        u.applied = max_applied(u.applied, (m.partition, m.offset));
+        let key = (m.sent_at_ms, m.event.message_id.clone());
+        let current = u
+            .last_message
+            .as_ref()
+            .map(|(at, id, _, _)| (*at, id.clone()))
+            .or_else(|| {
+                base.last_message_at_ms
+                    .map(|at| (at, base.last_message_id.clone().unwrap_or_default()))
+            });
+        if current.is_none_or(|c| key > c) {
+            u.last_message = Some((
+                m.sent_at_ms,
+                m.event.message_id.clone(),
+                preview(&m.event),
+                m.event.direction,
+            ));
+        }
+        if m.event.kapso_conversation_id.is_some() {
+            u.kapso_conversation_id
+                .clone_from(&m.event.kapso_conversation_id);
+        }
+    }
+    for e in &plan.conversation_events {
+        let base = state.get(&e.conversation_id).unwrap_or(&empty);
+        if base.covers(e.partition, e.offset) {
+            continue;
+        }
+        let u = updates
+            .entry(e.conversation_id)
+            .or_insert_with(|| start(e.conversation_id, base));
+        u.applied = max_applied(u.applied, (e.partition, e.offset));
+        let at = e.event.timestamp.saturating_mul(1000);
+        let newest = u.state.as_ref().map(|(_, t)| *t).or(base.state_at_ms);
+        if newest.is_none_or(|t| at >= t) {
+            u.state = Some((e.event.state.as_str().to_owned(), at));
+        }
+        if e.event.contact_name.is_some() {
+            u.contact_name.clone_from(&e.event.contact_name);
+        }
+        if e.event.kapso_conversation_id.is_some() {
+            u.kapso_conversation_id
+                .clone_from(&e.event.kapso_conversation_id);
+        }
+    }
+    updates.into_values().collect()
+}
+
+fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate {
+    ConversationUpdate {
+        conversation_id,
+        contact_name: None,
+        last_message: None,
+        unread_count: base.unread_count,
+        message_count: base.message_count,
+        applied: base.applied.unwrap_or((i32::MIN, i64::MIN)),
+        kapso_conversation_id: None,
+        state: None,
+    }
+}
+
+fn max_applied(a: (i32, i64), b: (i32, i64)) -> (i32, i64) {
+    if a.0 == b.0 && a.1 >= b.1 { a } else { b }
+}
+
+type UpdateRow = (
+    MaybeUnset<String>,
+    MaybeUnset<CqlTimestamp>,
+    MaybeUnset<String>,
+    MaybeUnset<String>,
+    MaybeUnset<&'static str>,
+    i32,
+    i32,
+    i32,
+    i64,
+    MaybeUnset<String>,
+    MaybeUnset<String>,
+    MaybeUnset<CqlTimestamp>,
+    String,
+    Uuid,
+);
+
+fn set<T>(v: Option<T>) -> MaybeUnset<T> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+/// Writes the updates as unlogged batches: one sequential round trip.
+pub async fn write_updates(
+    store: &Store,
+    workspace_id: &str,
+    updates: Vec<ConversationUpdate>,
+    stats: &DbStats,
+) -> Result<(), StoreError> {
+    let rows: Vec<RowWrite<UpdateRow>> = updates
+        .into_iter()
+        .map(|u| {
+            let (last_at, last_id, last_preview, last_dir) = match u.last_message {
+                Some((at, id, p, d)) => {
+                    (Some(CqlTimestamp(at)), Some(id), Some(p), Some(d.as_str()))
+                }
+                None => (None, None, None, None),
+            };
+            let (state, state_at) = match u.state {
+                Some((s, at)) => (Some(s), Some(CqlTimestamp(at))),
+                None => (None, None),
+            };
+            let bytes = 160 + workspace_id.len() + last_preview.as_ref().map_or(0, String::len);
+            RowWrite {
+                partition: u.conversation_id.to_string(),
+                estimated_bytes: bytes,
+                values: (
+                    set(u.contact_name),
+                    set(last_at),
+                    set(last_id),
+                    set(last_preview),
+                    set(last_dir),
+                    u.unread_count,
+                    u.message_count,
+                    u.applied.0,
+                    u.applied.1,
+                    set(u.kapso_conversation_id),
+                    set(state),
+                    set(state_at),
+                    workspace_id.to_owned(),
+                    u.conversation_id,
+                ),
+            }
+        })
+        .collect();
+    let statement = &store.statements().update_conversation;
+    store
+        .write(
+            vec![WriteSet {
+                what: "conversation updates",
+                statement,
+                rows,
+            }],
+            stats,
+        )
+        .await
+}

@@ -1,0 +1,198 @@
+//! Step 8: apply delivery statuses monotonically.
+//!
+//! Order of strength: sent < delivered < read, and `failed` is terminal. A
+//! status only ever raises a message's rank, so applying the same statuses
+//! again, or in another order, ends in the same state: `read` may arrive
+//! without `delivered`, a late `delivered` never downgrades `read`. A status
+//! for a message not stored yet is kept on its index row, and the message
+//! takes it when it arrives (step 6).
+
+use std::collections::{BTreeMap, HashMap};
+
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use shared::webhook::{DeliveryStatus, StatusEvent};
+use uuid::Uuid;
+
+use super::messages::IndexEntry;
+use super::plan::MessageDraft;
+use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+
+/// The new state of one message after this batch's statuses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    pub at_ms: i64,
+    pub errors: Option<String>,
+    pub location: Option<(Uuid, i32, i64)>,
+}
+
+/// Folds the statuses into at most one change per message (pure).
+pub fn plan_changes(
+    statuses: &[StatusEvent],
+    index: &HashMap<String, IndexEntry>,
+    fresh: &[&MessageDraft],
+) -> Vec<StatusChange> {
+    let fresh_locations: HashMap<&str, (Uuid, i32, i64)> = fresh
+        .iter()
+        .map(|m| {
+            (
+                m.event.message_id.as_str(),
+                (m.conversation_id, m.bucket, m.sent_at_ms),
+            )
+        })
+        .collect();
+    let mut changes: BTreeMap<&str, StatusChange> = BTreeMap::new();
+    for s in statuses {
+        let stored_rank = index.get(&s.message_id).map_or(0, |i| i.status_rank);
+        let current_rank = changes
+            .get(s.message_id.as_str())
+            .map_or(stored_rank, |c| c.status.rank());
+        if current_rank == DeliveryStatus::Failed.rank() || s.status.rank() <= current_rank {
+            continue;
+        }
+        let location = index
+            .get(&s.message_id)
+            .and_then(|i| i.location)
+            .or_else(|| fresh_locations.get(s.message_id.as_str()).copied());
+        changes.insert(
+            &s.message_id,
+            StatusChange {
+                message_id: s.message_id.clone(),
+                status: s.status,
+                at_ms: s.timestamp.saturating_mul(1000),
+                errors: s.errors.clone(),
+                location,
+            },
+        );
+    }
+    changes.into_values().collect()
+}
+
+type IndexStatusRow = (
+    &'static str,
+    i32,
+    CqlTimestamp,
+    MaybeUnset<String>,
+    String,
+    String,
+);
+type MessageStatusRow = (&'static str, String, Uuid, i32, CqlTimestamp, String);
+
+/// Writes the changes to the index and, where the message is stored, to its
+/// row: one sequential round trip. Returns how many messages changed.
+pub async fn apply(
+    store: &Store,
+    workspace_id: &str,
+    changes: Vec<StatusChange>,
+    stats: &DbStats,
+) -> Result<u64, StoreError> {
+    let mut index_rows = Vec::with_capacity(changes.len());
+    let mut message_rows = Vec::new();
+    for c in &changes {
+        let bytes =
+            64 + workspace_id.len() + c.message_id.len() + c.errors.as_ref().map_or(0, String::len);
+        index_rows.push(RowWrite {
+            partition: c.message_id.clone(),
+            estimated_bytes: bytes,
+            values: (
+                c.status.as_str(),
+                c.status.rank(),
+                CqlTimestamp(c.at_ms),
+                c.errors.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set),
+                workspace_id.to_owned(),
+                c.message_id.clone(),
+            ),
+        });
+        if let Some((conversation_id, bucket, sent_at)) = c.location {
+            message_rows.push(RowWrite {
+                partition: format!("{conversation_id}:{bucket}"),
+                estimated_bytes: 64 + workspace_id.len() + c.message_id.len(),
+                values: (
+                    c.status.as_str(),
+                    workspace_id.to_owned(),
+                    conversation_id,
+                    bucket,
+                    CqlTimestamp(sent_at),
+                    c.message_id.clone(),
+                ),
+            });
+        }
+    }
+    let s = store.statements();
+    let index_write: Vec<WriteSet<'_, IndexStatusRow>> = vec![WriteSet {
+        what: "index status updates",
+        statement: &s.index_message_status,
+        rows: index_rows,
+    }];
+    let message_write: Vec<WriteSet<'_, MessageStatusRow>> = vec![WriteSet {
+        what: "message status updates",
+        statement: &s.message_status,
+        rows: message_rows,
+    }];
+    let (a, b) = futures::join!(
+        store.write(index_write, stats),
+        store.write(message_write, stats)
+    );
+    a.and(b)?;
+    Ok(changes.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(id: &str, s: DeliveryStatus, ts: i64) -> StatusEvent {
+        StatusEvent {
+            phone_number_id: "pn".into(),
+            message_id: id.into(),
+            status: s,
+            timestamp: ts,
+            recipient_phone: None,
+            errors: None,
+        }
+    }
+
+    #[test]
+    fn a_late_delivered_never_downgrades_read() {
+        let statuses = [
+            status("m", DeliveryStatus::Read, 2),
+            status("m", DeliveryStatus::Delivered, 1),
+        ];
+        let changes = plan_changes(&statuses, &HashMap::new(), &[]);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].status, DeliveryStatus::Read);
+    }
+
+    #[test]
+    fn failed_is_terminal_and_stored_rank_is_respected() {
+        let mut index = HashMap::new();
+        index.insert(
+            "m".to_string(),
+            IndexEntry {
+                status_rank: DeliveryStatus::Failed.rank(),
+                ..Default::default()
+            },
+        );
+        assert!(plan_changes(&[status("m", DeliveryStatus::Read, 5)], &index, &[]).is_empty());
+        index.insert(
+            "m".to_string(),
+            IndexEntry {
+                status_rank: DeliveryStatus::Read.rank(),
+                ..Default::default()
+            },
+        );
+        assert!(plan_changes(&[status("m", DeliveryStatus::Delivered, 5)], &index, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_status_for_an_unknown_message_is_kept_without_location() {
+        let changes = plan_changes(
+            &[status("ghost", DeliveryStatus::Sent, 1)],
+            &HashMap::new(),
+            &[],
+        );
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].location, None);
+    }
+}

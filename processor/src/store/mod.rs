@@ -1,0 +1,371 @@
+//! The CQL store: one session, every statement prepared once at start-up,
+//! and the three request shapes the pipeline uses.
+//!
+//! - [`Store::lookup`]: find rows by partition key, as chunked `IN` queries or
+//!   as concurrent single-partition statements ([`LookupStrategy`]).
+//! - [`Store::write`]: unlogged batches grouped by partition and chunked to
+//!   stay under Cassandra's and ScyllaDB's batch limits.
+//! - Every request is counted in a [`DbStats`], so the pipeline can report
+//!   statements and sequential round trips per micro-batch.
+//!
+//! Guarantees: all statements are idempotent upserts (marked as such, so the
+//! driver may retry them); no statement text is built per request; the
+//! requests in flight for one fan-out are bounded by
+//! `cql.max_concurrent_requests`.
+
+mod schema;
+mod statements;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
+use scylla::serialize::value::SerializeValue;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+
+pub use schema::{migrate, schema_statements};
+pub use statements::Statements;
+
+use crate::config::{CqlConfig, LookupStrategy};
+
+/// A database failure. The consumer retries the whole micro-batch on any of
+/// these (every write is idempotent), committing nothing meanwhile.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the CQL database at {nodes}: {source}")]
+    Connect {
+        nodes: String,
+        source: scylla::errors::NewSessionError,
+    },
+    #[error("preparing `{statement}`: {source}")]
+    Prepare {
+        statement: String,
+        source: scylla::errors::PrepareError,
+    },
+    #[error("executing {what}: {source}")]
+    Execute {
+        what: &'static str,
+        source: scylla::errors::ExecutionError,
+    },
+    #[error("reading rows of {what}: {message}")]
+    Rows { what: &'static str, message: String },
+    #[error("injected failure after step {0}")]
+    Injected(&'static str),
+}
+
+/// Requests sent to the database, and sequential round trips, for one unit of work.
+#[derive(Debug, Default)]
+pub struct DbStats {
+    requests: AtomicU64,
+    round_trips: AtomicU64,
+}
+
+impl DbStats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+    fn add_requests(&self, n: usize) {
+        self.requests.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    /// Adds another unit's requests (round trips are not additive across
+    /// concurrent units, so they are left alone).
+    pub fn merge(&self, other: &DbStats) {
+        self.add_requests(other.requests() as usize);
+    }
+    /// Records one sequential round trip: a step whose requests all went out
+    /// concurrently. The pipeline calls it once per step that sent any.
+    pub fn add_round_trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One row to write: the partition it belongs to, its estimated size and its values.
+#[derive(Debug)]
+pub struct RowWrite<V> {
+    pub partition: String,
+    pub estimated_bytes: usize,
+    pub values: V,
+}
+
+/// A group of rows for one prepared statement, written as unlogged batches.
+#[derive(Debug)]
+pub struct WriteSet<'a, V> {
+    pub what: &'static str,
+    pub statement: &'a PreparedStatement,
+    pub rows: Vec<RowWrite<V>>,
+}
+
+/// The session and its prepared statements.
+#[derive(Debug, Clone)]
+pub struct Store {
+    session: Arc<Session>,
+    statements: Arc<Statements>,
+    cfg: CqlConfig,
+}
+
+impl Store {
+    /// Connects and prepares every statement against `cfg.keyspace` (which
+    /// must exist: run `processor migrate` first).
+    pub async fn connect(cfg: &CqlConfig) -> Result<Self, StoreError> {
+        let session = Arc::new(connect_session(cfg).await?);
+        Self::with_session(session, cfg).await
+    }
+
+    /// Prepares every statement on an existing session.
+    pub async fn with_session(session: Arc<Session>, cfg: &CqlConfig) -> Result<Self, StoreError> {
+        let statements = Statements::prepare(&session, &cfg.keyspace, cfg.request_timeout).await?;
+        Ok(Self {
+            session,
+            statements: Arc::new(statements),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn statements(&self) -> &Statements {
+        &self.statements
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Finds the rows of `keys` in one workspace. `by_in` takes
+    /// `(workspace_id, Vec<key>)`; `by_one` takes `(workspace_id, key)`.
+    /// All requests go out concurrently, within one sequential round trip.
+    pub async fn lookup<K, R>(
+        &self,
+        what: &'static str,
+        by_in: &PreparedStatement,
+        by_one: &PreparedStatement,
+        workspace_id: &str,
+        keys: Vec<K>,
+        stats: &DbStats,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        K: SerializeValue + Clone + Send + Sync,
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send,
+    {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<(&PreparedStatement, LookupValues<'_, K>)> = match self.cfg.lookup {
+            LookupStrategy::In => keys
+                .chunks(self.cfg.max_batch_statements)
+                .map(|chunk| (by_in, LookupValues::In(workspace_id, chunk.to_vec())))
+                .collect(),
+            LookupStrategy::Concurrent => keys
+                .into_iter()
+                .map(|k| (by_one, LookupValues::One(workspace_id, k)))
+                .collect(),
+        };
+        stats.add_requests(requests.len());
+        let futures: Vec<_> = requests
+            .into_iter()
+            .map(|(statement, values)| self.lookup_one::<K, R>(what, statement, values))
+            .collect();
+        let pages: Vec<Vec<R>> = stream::iter(futures)
+            .buffer_unordered(self.cfg.max_concurrent_requests)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    /// Writes every row of every set as unlogged batches, all concurrently,
+    /// within one sequential round trip however many batches it takes.
+    pub async fn write<V>(
+        &self,
+        sets: Vec<WriteSet<'_, V>>,
+        stats: &DbStats,
+    ) -> Result<(), StoreError>
+    where
+        V: SerializeRow + Send + Sync,
+    {
+        let mut requests = Vec::new();
+        for set in sets {
+            for chunk in chunk_rows(
+                set.rows,
+                self.cfg.max_batch_bytes,
+                self.cfg.max_batch_statements,
+            ) {
+                requests.push((set.what, set.statement, chunk));
+            }
+        }
+        stats.add_requests(requests.len());
+        let futures: Vec<_> = requests
+            .into_iter()
+            .map(|(what, statement, chunk)| self.write_batch(what, statement, chunk))
+            .collect();
+        stream::iter(futures)
+            .buffer_unordered(self.cfg.max_concurrent_requests)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn lookup_one<K, R>(
+        &self,
+        what: &'static str,
+        statement: &PreparedStatement,
+        values: LookupValues<'_, K>,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        K: SerializeValue,
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = match values {
+            LookupValues::In(ws, keys) => self.session.execute_unpaged(statement, (ws, keys)).await,
+            LookupValues::One(ws, key) => self.session.execute_unpaged(statement, (ws, key)).await,
+        }
+        .map_err(|source| StoreError::Execute { what, source })?;
+        let rows = result.into_rows_result().map_err(|e| StoreError::Rows {
+            what,
+            message: e.to_string(),
+        })?;
+        rows.rows::<R>()
+            .map_err(|e| StoreError::Rows {
+                what,
+                message: e.to_string(),
+            })?
+            .collect::<Result<Vec<R>, _>>()
+            .map_err(|e| StoreError::Rows {
+                what,
+                message: e.to_string(),
+            })
+    }
+
+    async fn write_batch<V: SerializeRow>(
+        &self,
+        what: &'static str,
+        statement: &PreparedStatement,
+        values: Vec<V>,
+    ) -> Result<(), StoreError> {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        batch.set_request_timeout(Some(self.cfg.request_timeout));
+        for _ in &values {
+            batch.append_statement(statement.clone());
+        }
+        self.session
+            .batch(&batch, values)
+            .await
+            .map(|_| ())
+            .map_err(|source| StoreError::Execute { what, source })
+    }
+}
+
+enum LookupValues<'a, K> {
+    In(&'a str, Vec<K>),
+    One(&'a str, K),
+}
+
+/// Groups rows by partition, then packs partitions into batches of at most
+/// `max_bytes` estimated payload and `max_statements` statements. Rows of one
+/// partition stay together unless they alone exceed a limit; a single row
+/// larger than `max_bytes` travels alone (single-partition, single-statement
+/// batches are exempt from Cassandra's batch-size failure threshold).
+pub fn chunk_rows<V>(
+    rows: Vec<RowWrite<V>>,
+    max_bytes: usize,
+    max_statements: usize,
+) -> Vec<Vec<V>> {
+    let mut by_partition: BTreeMap<String, Vec<RowWrite<V>>> = BTreeMap::new();
+    for row in rows {
+        by_partition
+            .entry(row.partition.clone())
+            .or_default()
+            .push(row);
+    }
+    let mut batches = Vec::new();
+    let mut current: Vec<V> = Vec::new();
+    let mut current_bytes = 0usize;
+    for rows in by_partition.into_values() {
+        for row in rows {
+            let full = !current.is_empty()
+                && (current_bytes + row.estimated_bytes > max_bytes
+                    || current.len() >= max_statements);
+            if full {
+                batches.push(std::mem::take(&mut current));
+                current_bytes = 0;
+            }
+            current_bytes += row.estimated_bytes;
+            current.push(row.values);
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+async fn connect_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
+    let mut builder = SessionBuilder::new();
+    for node in cfg
+        .nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        builder = builder.known_node(node);
+    }
+    builder.build().await.map_err(|source| StoreError::Connect {
+        nodes: cfg.nodes.clone(),
+        source,
+    })
+}
+
+/// Opens a session without preparing statements (for `migrate`).
+pub async fn open_session(cfg: &CqlConfig) -> Result<Arc<Session>, StoreError> {
+    Ok(Arc::new(connect_session(cfg).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(p: &str, bytes: usize, v: u32) -> RowWrite<u32> {
+        RowWrite {
+            partition: p.into(),
+            estimated_bytes: bytes,
+            values: v,
+        }
+    }
+
+    #[test]
+    fn rows_of_one_partition_share_a_batch() {
+        let batches = chunk_rows(
+            vec![row("a", 10, 1), row("b", 10, 2), row("a", 10, 3)],
+            1000,
+            100,
+        );
+        assert_eq!(batches, vec![vec![1, 3, 2]]);
+    }
+
+    #[test]
+    fn batches_respect_the_byte_and_statement_limits() {
+        let rows: Vec<_> = (0..10).map(|i| row("p", 100, i)).collect();
+        let batches = chunk_rows(rows, 250, 100);
+        assert_eq!(batches.len(), 5);
+        assert!(batches.iter().all(|b| b.len() == 2));
+        let rows: Vec<_> = (0..10).map(|i| row(&i.to_string(), 1, i)).collect();
+        assert_eq!(chunk_rows(rows, 1_000_000, 3).len(), 4);
+    }
+
+    #[test]
+    fn an_oversized_row_travels_alone() {
+        let batches = chunk_rows(
+            vec![row("a", 10, 1), row("b", 5000, 2), row("c", 10, 3)],
+            100,
+            100,
+        );
+        assert_eq!(batches, vec![vec![1], vec![2], vec![3]]);
+    }
+}

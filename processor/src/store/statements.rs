@@ -1,0 +1,134 @@
+//! Every CQL statement the processor runs, prepared once per session.
+//!
+//! Each is an idempotent upsert or a read, marked idempotent so the driver's
+//! retry policy may resend it. `UPDATE` is used where a write must touch only
+//! some columns (so a re-run never clobbers columns another step owns).
+
+use std::time::Duration;
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+use super::StoreError;
+
+/// The prepared statements, named after what they do.
+#[derive(Debug)]
+pub struct Statements {
+    pub contacts_by_phones: PreparedStatement,
+    pub contact_by_phone: PreparedStatement,
+    pub insert_contact: PreparedStatement,
+    pub conversations_by_ids: PreparedStatement,
+    pub conversation_by_id: PreparedStatement,
+    pub create_conversation: PreparedStatement,
+    pub update_conversation: PreparedStatement,
+    pub index_by_message_ids: PreparedStatement,
+    pub index_by_message_id: PreparedStatement,
+    pub insert_message: PreparedStatement,
+    pub index_message_location: PreparedStatement,
+    pub index_message_status: PreparedStatement,
+    pub message_status: PreparedStatement,
+}
+
+const CONTACT_COLUMNS: &str = "phone, contact_id, name";
+const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, last_message_at, \
+     last_message_id, unread_count, message_count, applied_partition, applied_offset";
+const INDEX_COLUMNS: &str =
+    "message_id, conversation_id, bucket, sent_at, source_partition, source_offset, status_rank";
+
+impl Statements {
+    pub async fn prepare(
+        session: &Session,
+        ks: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let p = |cql: String| prepare(session, cql, timeout);
+        Ok(Self {
+            contacts_by_phones: p(format!(
+                "SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE workspace_id = ? AND phone IN ?"
+            ))
+            .await?,
+            contact_by_phone: p(format!(
+                "SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE workspace_id = ? AND phone = ?"
+            ))
+            .await?,
+            insert_contact: p(format!(
+                "INSERT INTO {ks}.contacts (workspace_id, phone, contact_id, name, created_at) \
+                 VALUES (?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            conversations_by_ids: p(format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM {ks}.conversations \
+                 WHERE workspace_id = ? AND conversation_id IN ?"
+            ))
+            .await?,
+            conversation_by_id: p(format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM {ks}.conversations \
+                 WHERE workspace_id = ? AND conversation_id = ?"
+            ))
+            .await?,
+            create_conversation: p(format!(
+                "UPDATE {ks}.conversations SET phone_number_id = ?, contact_id = ?, \
+                 contact_phone = ?, created_at = ? WHERE workspace_id = ? AND conversation_id = ?"
+            ))
+            .await?,
+            update_conversation: p(format!(
+                "UPDATE {ks}.conversations SET contact_name = ?, last_message_at = ?, \
+                 last_message_id = ?, last_message_preview = ?, last_message_direction = ?, \
+                 unread_count = ?, message_count = ?, applied_partition = ?, applied_offset = ?, \
+                 kapso_conversation_id = ?, state = ?, state_at = ? \
+                 WHERE workspace_id = ? AND conversation_id = ?"
+            ))
+            .await?,
+            index_by_message_ids: p(format!(
+                "SELECT {INDEX_COLUMNS} FROM {ks}.message_index \
+                 WHERE workspace_id = ? AND message_id IN ?"
+            ))
+            .await?,
+            index_by_message_id: p(format!(
+                "SELECT {INDEX_COLUMNS} FROM {ks}.message_index \
+                 WHERE workspace_id = ? AND message_id = ?"
+            ))
+            .await?,
+            insert_message: p(format!(
+                "INSERT INTO {ks}.messages (workspace_id, conversation_id, bucket, sent_at, \
+                 message_id, direction, message_type, body, type_payload, status) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            index_message_location: p(format!(
+                "UPDATE {ks}.message_index SET conversation_id = ?, bucket = ?, sent_at = ?, \
+                 direction = ?, source_partition = ?, source_offset = ? \
+                 WHERE workspace_id = ? AND message_id = ?"
+            ))
+            .await?,
+            index_message_status: p(format!(
+                "UPDATE {ks}.message_index SET status = ?, status_rank = ?, status_at = ?, \
+                 errors = ? WHERE workspace_id = ? AND message_id = ?"
+            ))
+            .await?,
+            message_status: p(format!(
+                "UPDATE {ks}.messages SET status = ? WHERE workspace_id = ? \
+                 AND conversation_id = ? AND bucket = ? AND sent_at = ? AND message_id = ?"
+            ))
+            .await?,
+        })
+    }
+}
+
+async fn prepare(
+    session: &Session,
+    cql: String,
+    timeout: Duration,
+) -> Result<PreparedStatement, StoreError> {
+    let mut statement =
+        session
+            .prepare(cql.as_str())
+            .await
+            .map_err(|source| StoreError::Prepare {
+                statement: cql.clone(),
+                source,
+            })?;
+    statement.set_is_idempotent(true);
+    statement.set_request_timeout(Some(timeout));
+    Ok(statement)
+}
