@@ -23,7 +23,10 @@ use crate::store::{self, Store};
 
 /// Applies the schema (`processor migrate`); returns the statements applied.
 pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usize> {
-    let session = wait_for(retry, "the CQL database", || store::open_session(cfg)).await?;
+    let session = Box::pin(wait_for(retry, "the CQL database", || {
+        store::open_session(cfg)
+    }))
+    .await?;
     let applied = store::migrate(&session, &cfg.keyspace, &cfg.replication)
         .await
         .context("applying schemas/cql/schema.cql")?;
@@ -62,9 +65,12 @@ impl RunningProcessor {
             }
             None => (None, None),
         };
-        let store = wait_for(&cfg.retry, "the CQL database", || Store::connect(&cfg.cql)).await?;
+        let store = Box::pin(wait_for(&cfg.retry, "the CQL database", || {
+            Store::connect(&cfg.cql)
+        }))
+        .await?;
         let dead_letters = DeadLetters::new(&cfg.kafka.brokers, &cfg.kafka.dead_letter_topic)?;
-        let group = consumer::subscribe(&cfg)?;
+        let group = consumer::subscribe(&cfg, metrics.assigned_partitions.clone())?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
         let processor = BatchProcessor {

@@ -3,7 +3,8 @@
 //! never message ids or phone numbers.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use shared::metrics::LATENCY_BUCKETS;
 
@@ -29,6 +30,7 @@ pub struct Metrics {
     pub db_failures: IntCounter,
     pub end_to_end_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
+    pub assigned_partitions: IntGauge,
 }
 
 const SIZE_BUCKETS: &[f64] = &[
@@ -81,6 +83,11 @@ impl Metrics {
             &["partition"],
         )?;
         registry.register(Box::new(consumer_lag.clone()))?;
+        let assigned_partitions = IntGauge::new(
+            "inboxflow_processor_assigned_partitions",
+            "Partitions of the webhook topic currently assigned to this processor.",
+        )?;
+        registry.register(Box::new(assigned_partitions.clone()))?;
         Ok(Self {
             records_consumed: counter("records_consumed_total", "Kafka records consumed.")?,
             messages_inserted: counter(
@@ -142,6 +149,7 @@ impl Metrics {
                 LATENCY_BUCKETS,
             )?,
             consumer_lag,
+            assigned_partitions,
             registry,
         })
     }

@@ -26,8 +26,8 @@ use crate::store::{DbStats, Store, StoreError};
 pub enum BatchError {
     #[error("shutdown requested while retrying")]
     Shutdown,
-    #[error(transparent)]
-    Injected(StoreError),
+    #[error("injected failure after step {0}")]
+    Injected(&'static str),
 }
 
 /// What a completed micro-batch did.
@@ -119,7 +119,7 @@ impl BatchProcessor {
                     break outcomes;
                 }
                 Err(StoreError::Injected(step)) => {
-                    return Err(BatchError::Injected(StoreError::Injected(step)));
+                    return Err(BatchError::Injected(step));
                 }
                 Err(err) => {
                     self.metrics.db_requests.inc_by(stats.requests());

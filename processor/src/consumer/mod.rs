@@ -14,6 +14,7 @@ mod commit;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus::IntGauge;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -26,9 +27,12 @@ pub use commit::next_offsets;
 
 use crate::config::{ConsumerConfig, ProcessorConfig};
 
-/// Logs rebalances; the loop checks the live assignment before committing.
-#[derive(Debug, Default)]
-pub struct RebalanceLogger;
+/// Logs rebalances and tracks how many partitions this processor owns; the
+/// loop checks the live assignment again before committing.
+#[derive(Debug)]
+pub struct RebalanceLogger {
+    assigned: IntGauge,
+}
 
 impl ClientContext for RebalanceLogger {}
 
@@ -40,12 +44,18 @@ impl ConsumerContext for RebalanceLogger {
             Rebalance::Error(e) => warn!(cause = %e, "rebalance error"),
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        if let Ok(assignment) = consumer.assignment() {
+            self.assigned.set(assignment.count() as i64);
+        }
+    }
 }
 
 pub type GroupConsumer = StreamConsumer<RebalanceLogger>;
 
 /// Creates the group consumer and subscribes it to the webhook topic.
-pub fn subscribe(cfg: &ProcessorConfig) -> anyhow::Result<Arc<GroupConsumer>> {
+pub fn subscribe(cfg: &ProcessorConfig, assigned: IntGauge) -> anyhow::Result<Arc<GroupConsumer>> {
     let c = &cfg.consumer;
     let consumer: GroupConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
@@ -59,7 +69,7 @@ pub fn subscribe(cfg: &ProcessorConfig) -> anyhow::Result<Arc<GroupConsumer>> {
         )
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("fetch.wait.max.ms", "20")
-        .create_with_context(RebalanceLogger)?;
+        .create_with_context(RebalanceLogger { assigned })?;
     consumer.subscribe(&[&cfg.kafka.webhook_topic])?;
     Ok(Arc::new(consumer))
 }

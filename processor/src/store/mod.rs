@@ -41,17 +41,17 @@ pub enum StoreError {
     #[error("cannot connect to the CQL database at {nodes}: {source}")]
     Connect {
         nodes: String,
-        source: scylla::errors::NewSessionError,
+        source: Box<scylla::errors::NewSessionError>,
     },
     #[error("preparing `{statement}`: {source}")]
     Prepare {
         statement: String,
-        source: scylla::errors::PrepareError,
+        source: Box<scylla::errors::PrepareError>,
     },
     #[error("executing {what}: {source}")]
     Execute {
         what: &'static str,
-        source: scylla::errors::ExecutionError,
+        source: Box<scylla::errors::ExecutionError>,
     },
     #[error("reading rows of {what}: {message}")]
     Rows { what: &'static str, message: String },
@@ -116,7 +116,7 @@ impl Store {
     /// Connects and prepares every statement against `cfg.keyspace` (which
     /// must exist: run `processor migrate` first).
     pub async fn connect(cfg: &CqlConfig) -> Result<Self, StoreError> {
-        let session = Arc::new(connect_session(cfg).await?);
+        let session = Arc::new(Box::pin(connect_session(cfg)).await?);
         Self::with_session(session, cfg).await
     }
 
@@ -225,7 +225,10 @@ impl Store {
             LookupValues::In(ws, keys) => self.session.execute_unpaged(statement, (ws, keys)).await,
             LookupValues::One(ws, key) => self.session.execute_unpaged(statement, (ws, key)).await,
         }
-        .map_err(|source| StoreError::Execute { what, source })?;
+        .map_err(|source| StoreError::Execute {
+            what,
+            source: Box::new(source),
+        })?;
         let rows = result.into_rows_result().map_err(|e| StoreError::Rows {
             what,
             message: e.to_string(),
@@ -258,7 +261,10 @@ impl Store {
             .batch(&batch, values)
             .await
             .map(|_| ())
-            .map_err(|source| StoreError::Execute { what, source })
+            .map_err(|source| StoreError::Execute {
+                what,
+                source: Box::new(source),
+            })
     }
 }
 
@@ -316,15 +322,17 @@ async fn connect_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
     {
         builder = builder.known_node(node);
     }
-    builder.build().await.map_err(|source| StoreError::Connect {
-        nodes: cfg.nodes.clone(),
-        source,
-    })
+    Box::pin(builder.build())
+        .await
+        .map_err(|source| StoreError::Connect {
+            nodes: cfg.nodes.clone(),
+            source: Box::new(source),
+        })
 }
 
 /// Opens a session without preparing statements (for `migrate`).
 pub async fn open_session(cfg: &CqlConfig) -> Result<Arc<Session>, StoreError> {
-    Ok(Arc::new(connect_session(cfg).await?))
+    Ok(Arc::new(Box::pin(connect_session(cfg)).await?))
 }
 
 #[cfg(test)]

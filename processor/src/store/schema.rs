@@ -41,7 +41,7 @@ pub async fn migrate(
             .await
             .map_err(|source| StoreError::Execute {
                 what: "schema statement",
-                source,
+                source: Box::new(source),
             })?;
     }
     if let Err(err) = session.await_schema_agreement().await {

@@ -126,7 +126,7 @@ async fn prepare(
             .await
             .map_err(|source| StoreError::Prepare {
                 statement: cql.clone(),
-                source,
+                source: Box::new(source),
             })?;
     statement.set_is_idempotent(true);
     statement.set_request_timeout(Some(timeout));
