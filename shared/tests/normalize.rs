@@ -225,6 +225,28 @@ fn a_batch_item_without_phone_number_id_is_skipped_but_refused_for_routing() {
 }
 
 #[test]
+fn a_kapso_batch_copy_handles_only_its_workspace_numbers() {
+    let mut body: Value = serde_json::from_str(BATCH).expect("JSON");
+    body["data"][1]["phone_number_id"] = json!("other-workspace-number");
+    let bytes = body.to_string().into_bytes();
+    let all = normalize(Source::Kapso, None, &bytes, &[]).expect("valid");
+    let mine_id = body["data"][0]["phone_number_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mine = normalize(Source::Kapso, None, &bytes, &[mine_id]).expect("valid");
+    let theirs = normalize(
+        Source::Kapso,
+        None,
+        &bytes,
+        &["other-workspace-number".into()],
+    )
+    .expect("valid");
+    assert_eq!(mine.len() + theirs.len(), all.len());
+    assert!(!theirs.is_empty() && !mine.is_empty());
+}
+
+#[test]
 fn kapso_contact_phones_are_digits_and_missing_from_or_name_is_not_an_error() {
     let cases = [
         (json!("+55 11 98765-4321"), Some("5511987654321")),

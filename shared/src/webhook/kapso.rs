@@ -157,7 +157,14 @@ pub(super) fn phone_number_ids(value: &Value) -> Result<Vec<String>, ShapeError>
     }
 }
 
-pub(super) fn normalize(event_type: Option<&str>, value: &Value) -> Result<Vec<Event>, ShapeError> {
+/// Normalises a Kapso body. When `only` is non-empty, batch items of other
+/// phone numbers are skipped: a batch spanning workspaces is stored once per
+/// workspace, and each copy handles its own numbers.
+pub(super) fn normalize(
+    event_type: Option<&str>,
+    value: &Value,
+    only: &[String],
+) -> Result<Vec<Event>, ShapeError> {
     let body = value
         .as_object()
         .ok_or_else(|| shape("body is not a JSON object"))?;
@@ -166,6 +173,7 @@ pub(super) fn normalize(event_type: Option<&str>, value: &Value) -> Result<Vec<E
         let mut events = Vec::new();
         for item in items? {
             match item_phone_number_id(item) {
+                Ok(id) if !only.is_empty() && !only.contains(&id) => {}
                 Ok(id) if is_event(item) => events.extend(normalize_item(event_type, &id, item)),
                 _ => events.push(unknown("malformed_item")),
             }

@@ -179,7 +179,7 @@ pub fn routing_phone_number_ids(source: Source, body: &[u8]) -> Result<Vec<Strin
 
 /// Decodes one body into events. `event_type` is the `X-Webhook-Event` value
 /// for Kapso (ignored for Meta). When `only_phone_number_ids` is non-empty,
-/// Meta changes for other numbers are skipped (a multi-workspace body is
+/// Meta changes and Kapso batch items for other numbers are skipped (a multi-workspace body is
 /// stored once per workspace, and each copy handles its own numbers).
 pub fn normalize(
     source: Source,
@@ -190,7 +190,7 @@ pub fn normalize(
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ShapeError::NotJson(e.to_string()))?;
     match source {
-        Source::Kapso => kapso::normalize(event_type, &value),
+        Source::Kapso => kapso::normalize(event_type, &value, only_phone_number_ids),
         Source::Meta => meta::normalize(&value, only_phone_number_ids),
     }
 }
