@@ -1,1 +1,45 @@
-//! placeholder
+//! # inboxflow-ingress
+//!
+//! Receives WhatsApp webhooks from Kapso and Meta, verifies their signatures
+//! on the raw bytes, and writes each body unchanged to Kafka, keyed by the
+//! workspace that owns the phone number it concerns.
+//!
+//! The promise: **200 only after Kafka acknowledged every record of the
+//! request** (idempotent producer, `acks=all`); otherwise 503 with
+//! `Retry-After`, so the sender retries. Unverified requests get 401 and
+//! write nothing; verified bodies are never dropped (unparseable ones go to
+//! the dead-letter topic, unroutable ones to the unrouted topic).
+//!
+//! ## Layout
+//! - [`config`]: [`IngressConfig`], its defaults and `validate()`.
+//! - [`app`]: [`Application::build`] (binds ports, port 0 for tests) and
+//!   `run_until_stopped` (graceful shutdown, producer flush).
+//! - [`server`]: hyper connections with a header read timeout; the request
+//!   log line and request metrics.
+//! - [`routes`]: warp filters, the bounded body reader, `handle_rejection`.
+//! - [`handlers`]: one function per webhook route: verify, plan, write, answer.
+//! - [`verify`]: signature checks (Kapso, Meta) and the handshake token.
+//! - [`routing`]: a verified body's phone numbers → the records to write.
+//! - [`registry`] and [`reload`]: phone_number_id → workspace, reloaded on
+//!   SIGHUP and on file change.
+//! - [`producer`]: the Kafka writer with its ack deadline.
+//! - [`readiness`]: the Kafka probe behind `/readyz`.
+//! - [`metrics`]: Prometheus metrics with fixed label sets.
+//! - [`lifecycle`]: the stop signal shared by the tasks.
+
+pub mod app;
+pub mod config;
+pub mod handlers;
+pub mod lifecycle;
+pub mod metrics;
+pub mod producer;
+pub mod readiness;
+pub mod registry;
+pub mod reload;
+pub mod routes;
+pub mod routing;
+pub mod server;
+pub mod verify;
+
+pub use app::Application;
+pub use config::IngressConfig;

@@ -1,0 +1,267 @@
+//! The ingress configuration: defaults, then the TOML file named by
+//! `--config` (or `INBOXFLOW_CONFIG`), then `INBOXFLOW_*` environment
+//! variables (see [`shared::config`]).
+//!
+//! Guarantees: unknown keys are rejected (`deny_unknown_fields`); secrets are
+//! [`Secret`]s and never appear in `Debug` output; [`IngressConfig::validate`]
+//! refuses to start a process that could not verify one of its sources or
+//! whose limits and deadlines are zero. `deploy/config/ingress.toml` documents
+//! every field with its default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use shared::config::{
+    ConfigError, KafkaConfig, Secret, TelemetryConfig, require_non_empty, require_positive_duration,
+};
+
+/// 4 MiB: the default largest webhook body accepted.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Everything the ingress process needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    /// Address of the webhook listener. Port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_addr: SocketAddr,
+    /// Brokers and topic names (routed, unrouted, dead-letter).
+    pub kafka: KafkaConfig,
+    /// Extra librdkafka producer properties, applied last (for tuning, e.g.
+    /// `"queue.buffering.max.kbytes" = "65536"`). The durability settings
+    /// `enable.idempotence` and `acks` cannot be overridden.
+    pub producer_overrides: BTreeMap<String, String>,
+    /// The workspace registry file (TOML, see `deploy/config/registry.toml`).
+    /// Reloaded on SIGHUP and when the file changes.
+    pub registry_path: PathBuf,
+    /// How often the registry file is checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub registry_poll_interval: Duration,
+    /// Global Kapso webhook secrets. Several may be listed while rotating;
+    /// any one of them verifies a delivery.
+    pub kapso_secrets: Vec<Secret>,
+    /// Meta app secrets (for `X-Hub-Signature-256`). Several may be listed
+    /// while rotating.
+    pub meta_app_secrets: Vec<Secret>,
+    /// The token Meta echoes in the `GET /webhooks/meta` subscription handshake.
+    pub meta_verify_token: Secret,
+    /// Largest body accepted, in bytes; larger bodies get 413 and are never
+    /// read in full.
+    pub max_body_bytes: u64,
+    /// How long Kafka may take to acknowledge every record of a request.
+    /// Past it the request gets 503 with `Retry-After`.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// The `Retry-After` value sent with 503 (rounded up to whole seconds).
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// How long a client may take to send a request body (slow-loris guard).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// How long a client may take to send the request line and headers.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most connections served at once; further clients wait in the listen
+    /// backlog. Bounds memory to about `max_connections * max_body_bytes`.
+    pub max_connections: usize,
+    /// How often `/readyz` re-checks that Kafka answers a metadata request.
+    #[serde(with = "humantime_serde")]
+    pub readiness_interval: Duration,
+    /// On shutdown: how long in-flight requests may take to finish, and then
+    /// how long the producer may take to flush.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Log format and level.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            kafka: KafkaConfig::default(),
+            producer_overrides: BTreeMap::new(),
+            registry_path: PathBuf::from("/etc/inboxflow/registry.toml"),
+            registry_poll_interval: Duration::from_secs(1),
+            kapso_secrets: Vec::new(),
+            meta_app_secrets: Vec::new(),
+            meta_verify_token: Secret::new(""),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            ack_timeout: Duration::from_secs(5),
+            retry_after: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            readiness_interval: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(30),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+/// Producer properties that carry the durability promise and may not be overridden.
+const PINNED_PRODUCER_KEYS: &[&str] = &["enable.idempotence", "acks", "request.required.acks"];
+
+impl IngressConfig {
+    /// Loads defaults, the optional file and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        shared::config::load(file)
+    }
+
+    /// Fails with a message naming the first invalid field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate()?;
+        require_non_empty("registry_path", &self.registry_path.to_string_lossy())?;
+        require_secrets("kapso_secrets", &self.kapso_secrets)?;
+        require_secrets("meta_app_secrets", &self.meta_app_secrets)?;
+        require_non_empty("meta_verify_token", self.meta_verify_token.expose())?;
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes must be greater than zero"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections must be greater than zero"));
+        }
+        for (name, value) in [
+            ("registry_poll_interval", self.registry_poll_interval),
+            ("ack_timeout", self.ack_timeout),
+            ("retry_after", self.retry_after),
+            ("body_read_timeout", self.body_read_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("readiness_interval", self.readiness_interval),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ] {
+            require_positive_duration(name, value)?;
+        }
+        if self.ack_timeout > Duration::from_secs(300) {
+            return Err(invalid("ack_timeout must be at most 5m"));
+        }
+        if let Some(key) = self
+            .producer_overrides
+            .keys()
+            .find(|k| PINNED_PRODUCER_KEYS.contains(&k.as_str()))
+        {
+            return Err(invalid(&format!(
+                "producer_overrides may not set {key}: durability settings are fixed"
+            )));
+        }
+        if self.listen_addr == self.admin_addr && self.listen_addr.port() != 0 {
+            return Err(invalid("listen_addr and admin_addr must differ"));
+        }
+        Ok(())
+    }
+
+    /// `Retry-After` in whole seconds, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        let secs = self.retry_after.as_secs() + u64::from(self.retry_after.subsec_nanos() > 0);
+        secs.max(1)
+    }
+}
+
+fn require_secrets(name: &str, secrets: &[Secret]) -> Result<(), ConfigError> {
+    if secrets.is_empty() {
+        return Err(invalid(&format!(
+            "{name} must list at least one secret: without one, no delivery can be verified"
+        )));
+    }
+    if secrets.iter().any(|s| s.expose().trim().is_empty()) {
+        return Err(invalid(&format!("{name} must not contain blank secrets")));
+    }
+    Ok(())
+}
+
+fn invalid(message: &str) -> ConfigError {
+    ConfigError::Invalid(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> IngressConfig {
+        IngressConfig {
+            kapso_secrets: vec![Secret::new("k")],
+            meta_app_secrets: vec![Secret::new("m")],
+            meta_verify_token: Secret::new("t"),
+            ..IngressConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_example_config_file_parses_and_validates() {
+        let text = include_str!("../../deploy/config/ingress.toml");
+        let table: toml::Table = text.parse().expect("example is TOML");
+        let cfg: IngressConfig = toml::Value::Table(table).try_into().expect("example fits");
+        cfg.validate().expect("example is valid");
+        assert_eq!(cfg.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn defaults_with_secrets_are_valid() {
+        valid().validate().expect("valid");
+        assert_eq!(valid().retry_after_secs(), 5);
+    }
+
+    #[test]
+    fn a_source_without_secrets_is_refused_at_start_up() {
+        let cfg = IngressConfig {
+            meta_app_secrets: vec![],
+            ..valid()
+        };
+        let err = cfg.validate().expect_err("must fail").to_string();
+        assert!(err.contains("meta_app_secrets"), "{err}");
+        let cfg = IngressConfig {
+            kapso_secrets: vec![Secret::new(" ")],
+            ..valid()
+        };
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn zero_limits_and_pinned_producer_settings_are_refused() {
+        let cfg = IngressConfig {
+            ack_timeout: Duration::ZERO,
+            ..valid()
+        };
+        assert!(
+            cfg.validate()
+                .expect_err("zero")
+                .to_string()
+                .contains("ack_timeout")
+        );
+        let mut cfg = valid();
+        cfg.producer_overrides.insert("acks".into(), "1".into());
+        assert!(
+            cfg.validate()
+                .expect_err("pinned")
+                .to_string()
+                .contains("acks")
+        );
+    }
+
+    #[test]
+    fn durations_parse_from_human_strings_and_unknown_keys_fail() {
+        let cfg: IngressConfig = shared::config::load_from(
+            None,
+            [("INBOXFLOW_ACK_TIMEOUT".to_owned(), "2s".to_owned())],
+        )
+        .expect("loads");
+        assert_eq!(cfg.ack_timeout, Duration::from_secs(2));
+        let err = shared::config::load_from::<IngressConfig>(
+            None,
+            [("INBOXFLOW_ACK_TIMEOUTS".to_owned(), "2s".to_owned())],
+        )
+        .expect_err("typo");
+        assert!(err.to_string().contains("ack_timeouts"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let text = format!("{:?}", valid());
+        assert!(!text.contains("\"k\""), "{text}");
+    }
+}

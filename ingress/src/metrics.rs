@@ -1,0 +1,244 @@
+//! The ingress's Prometheus metrics, registered in the registry that the
+//! admin server (`shared::metrics::admin_server`) exposes on `/metrics`.
+//!
+//! Guarantee: every label value comes from a fixed set (the [`RouteLabel`]s,
+//! `kapso`/`meta`, the signature-failure reasons, the topic kinds and HTTP
+//! status codes), never from a raw path, a workspace id or a phone number.
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use shared::metrics::LATENCY_BUCKETS;
+use shared::record::Source;
+
+/// The route of a request, as a label value. Classified from the method and
+/// path by the server, before any filter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteLabel {
+    Kapso,
+    KapsoWorkspace,
+    Meta,
+    MetaVerify,
+    Health,
+    Other,
+}
+
+impl RouteLabel {
+    pub fn classify(method: &warp::http::Method, path: &str) -> Self {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["webhooks", "kapso"] => Self::Kapso,
+            ["webhooks", "kapso", ws] if !ws.is_empty() => Self::KapsoWorkspace,
+            ["webhooks", "meta"] if method == warp::http::Method::GET => Self::MetaVerify,
+            ["webhooks", "meta"] => Self::Meta,
+            ["healthz" | "readyz"] => Self::Health,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kapso => "kapso",
+            Self::KapsoWorkspace => "kapso_workspace",
+            Self::Meta => "meta",
+            Self::MetaVerify => "meta_verify",
+            Self::Health => "health",
+            Self::Other => "other",
+        }
+    }
+
+    /// The methods the route answers, for the `Allow` header of a 405.
+    pub fn allow(self) -> Option<&'static str> {
+        match self {
+            Self::Kapso | Self::KapsoWorkspace => Some("POST"),
+            Self::Meta | Self::MetaVerify => Some("GET, POST"),
+            Self::Health => Some("GET, HEAD"),
+            Self::Other => None,
+        }
+    }
+}
+
+/// Which kind of topic a record went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopicKind {
+    Routed,
+    Unrouted,
+    DeadLetter,
+}
+
+impl TopicKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Routed => "routed",
+            Self::Unrouted => "unrouted",
+            Self::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// All ingress metrics; cheap to clone (each metric is an `Arc` inside).
+#[derive(Debug, Clone)]
+pub struct IngressMetrics {
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    produce_duration: Histogram,
+    signature_failures: IntCounterVec,
+    received_bytes: IntCounterVec,
+    in_flight: IntGauge,
+    records_written: IntCounterVec,
+    registry_reloads: IntCounterVec,
+}
+
+impl IngressMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let buckets = LATENCY_BUCKETS.to_vec();
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new("inboxflow_ingress_requests_total", "HTTP requests answered"),
+                &["route", "status"],
+            )?,
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "inboxflow_ingress_request_duration_seconds",
+                    "Time from request start to response",
+                )
+                .buckets(buckets.clone()),
+                &["route"],
+            )?,
+            produce_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "inboxflow_ingress_kafka_produce_duration_seconds",
+                    "Time until Kafka acknowledged every record of a request (or gave up)",
+                )
+                .buckets(buckets),
+            )?,
+            signature_failures: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_signature_failures_total",
+                    "Deliveries refused with 401, by reason",
+                ),
+                &["source", "reason"],
+            )?,
+            received_bytes: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_received_bytes_total",
+                    "Webhook body bytes read",
+                ),
+                &["source"],
+            )?,
+            in_flight: IntGauge::new(
+                "inboxflow_ingress_requests_in_flight",
+                "Requests being handled right now",
+            )?,
+            records_written: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_records_written_total",
+                    "Records acknowledged by Kafka, by topic kind",
+                ),
+                &["topic_kind"],
+            )?,
+            registry_reloads: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_registry_reloads_total",
+                    "Workspace registry reload attempts, by result",
+                ),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.request_duration.clone()))?;
+        registry.register(Box::new(m.produce_duration.clone()))?;
+        registry.register(Box::new(m.signature_failures.clone()))?;
+        registry.register(Box::new(m.received_bytes.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.records_written.clone()))?;
+        registry.register(Box::new(m.registry_reloads.clone()))?;
+        Ok(m)
+    }
+
+    pub fn request_done(&self, route: RouteLabel, status: u16, seconds: f64) {
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[route.as_str(), status.as_str()])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route.as_str()])
+            .observe(seconds);
+    }
+
+    pub fn produce_done(&self, seconds: f64) {
+        self.produce_duration.observe(seconds);
+    }
+
+    pub fn signature_failure(&self, source: Source, reason: &'static str) {
+        self.signature_failures
+            .with_label_values(&[source.as_str(), reason])
+            .inc();
+    }
+
+    pub fn received(&self, source: Source, bytes: usize) {
+        self.received_bytes
+            .with_label_values(&[source.as_str()])
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+    }
+
+    pub fn in_flight(&self) -> &IntGauge {
+        &self.in_flight
+    }
+
+    pub fn written(&self, kind: TopicKind) {
+        self.records_written
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    pub fn registry_reload(&self, result: &'static str) {
+        self.registry_reloads.with_label_values(&[result]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warp::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn routes_are_classified_into_a_fixed_set() {
+        let cases = [
+            (Method::POST, "/webhooks/kapso", RouteLabel::Kapso),
+            (Method::POST, "/webhooks/kapso/", RouteLabel::Kapso),
+            (
+                Method::POST,
+                "/webhooks/kapso/ws_1",
+                RouteLabel::KapsoWorkspace,
+            ),
+            (Method::POST, "/webhooks/meta", RouteLabel::Meta),
+            (Method::GET, "/webhooks/meta", RouteLabel::MetaVerify),
+            (Method::GET, "/readyz", RouteLabel::Health),
+            (Method::GET, "/webhooks/kapso/a/b", RouteLabel::Other),
+            (Method::GET, "/", RouteLabel::Other),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(RouteLabel::classify(&method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn metrics_register_once_and_render_with_their_names() {
+        let registry = Registry::new();
+        let m = IngressMetrics::register(&registry).expect("register");
+        m.request_done(RouteLabel::Kapso, 200, 0.01);
+        m.written(TopicKind::DeadLetter);
+        let text = shared::metrics::render(&registry);
+        assert!(
+            text.contains("inboxflow_ingress_requests_total{route=\"kapso\",status=\"200\"} 1")
+        );
+        assert!(
+            text.contains("inboxflow_ingress_records_written_total{topic_kind=\"dead_letter\"} 1")
+        );
+        assert!(
+            IngressMetrics::register(&registry).is_err(),
+            "double registration"
+        );
+    }
+}

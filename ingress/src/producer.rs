@@ -1,0 +1,274 @@
+//! The Kafka writer.
+//!
+//! Guarantee: [`KafkaWriter::write`] returns `Ok` only after Kafka has
+//! acknowledged every record of the request with `acks=all` from an
+//! idempotent producer; otherwise it returns a [`WriteError`] no later than
+//! the ack deadline (`message.timeout.ms` bounds each record, and a tokio
+//! timeout around all of them is the second guard). The HTTP layer answers
+//! 200 on `Ok` and 503 otherwise, so a webhook is never acknowledged before
+//! it is durably stored. A record that times out here may still be delivered
+//! later; the sender's retry then makes a duplicate, which the idempotency-key
+//! header lets the processor recognise (at-least-once, never at-most-once).
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use shared::record;
+
+use crate::config::IngressConfig;
+use crate::metrics::{IngressMetrics, TopicKind};
+use crate::routing::PlannedRecord;
+
+/// Room for headers and protocol framing on top of the largest body.
+const RECORD_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+/// Why a request's records were not all acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("Kafka did not acknowledge every record within {0:?}")]
+    Deadline(Duration),
+    #[error("Kafka refused a record: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Builds the idempotent, `acks=all` producer (no broker contact yet).
+pub fn create_producer(cfg: &IngressConfig) -> Result<FutureProducer, KafkaError> {
+    client_config(cfg).create()
+}
+
+fn client_config(cfg: &IngressConfig) -> ClientConfig {
+    let ack_ms = cfg.ack_timeout.as_millis().max(1).to_string();
+    let max_message = (cfg.max_body_bytes + RECORD_OVERHEAD_BYTES).to_string();
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("client.id", "inboxflow-ingress")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", &ack_ms)
+        .set("message.max.bytes", &max_message)
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "131072");
+    for (key, value) in &cfg.producer_overrides {
+        client.set(key, value);
+    }
+    // Set last: the durability promise is not configurable (validate() also refuses it).
+    client.set("enable.idempotence", "true").set("acks", "all");
+    client
+}
+
+/// What every record of one request carries, besides its own routing.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub source: record::Source,
+    pub event: String,
+    pub idempotency_key: String,
+    pub received_at_ms: i64,
+    pub content_type: String,
+}
+
+impl Envelope {
+    /// The headers of one planned record (names from [`shared::record`]).
+    pub fn headers(&self, planned: &PlannedRecord) -> OwnedHeaders {
+        let received_at = self.received_at_ms.to_string();
+        let phone_ids = planned.phone_number_ids.join(",");
+        let mut pairs: Vec<(&str, &str)> = vec![
+            (record::SOURCE_HEADER, self.source.as_str()),
+            (record::EVENT_HEADER, &self.event),
+            (record::IDEMPOTENCY_KEY_HEADER, &self.idempotency_key),
+            (record::RECEIVED_AT_HEADER, &received_at),
+            (record::CONTENT_TYPE_HEADER, &self.content_type),
+            (record::SCHEMA_VERSION_HEADER, record::SCHEMA_VERSION),
+            (record::PHONE_NUMBER_IDS_HEADER, &phone_ids),
+        ];
+        if let Some(ws) = &planned.workspace_id {
+            pairs.push((record::WORKSPACE_HEADER, ws));
+        }
+        if let Some(reason) = &planned.reason {
+            pairs.push((record::REASON_HEADER, reason));
+        }
+        pairs.into_iter().fold(
+            OwnedHeaders::new_with_capacity(9),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                })
+            },
+        )
+    }
+}
+
+/// The three topics a record may go to.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub routed: String,
+    pub unrouted: String,
+    pub dead_letter: String,
+}
+
+impl Topics {
+    fn of(&self, kind: TopicKind) -> &str {
+        match kind {
+            TopicKind::Routed => &self.routed,
+            TopicKind::Unrouted => &self.unrouted,
+            TopicKind::DeadLetter => &self.dead_letter,
+        }
+    }
+}
+
+/// Writes a request's records and waits for every acknowledgement.
+#[derive(Clone)]
+pub struct KafkaWriter {
+    producer: FutureProducer,
+    topics: Topics,
+    ack_timeout: Duration,
+    metrics: IngressMetrics,
+}
+
+impl std::fmt::Debug for KafkaWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaWriter")
+            .field("topics", &self.topics)
+            .field("ack_timeout", &self.ack_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaWriter {
+    pub fn new(
+        producer: FutureProducer,
+        topics: Topics,
+        ack_timeout: Duration,
+        metrics: IngressMetrics,
+    ) -> Self {
+        Self {
+            producer,
+            topics,
+            ack_timeout,
+            metrics,
+        }
+    }
+
+    /// Produces every planned record concurrently (same body each time) and
+    /// waits for all acknowledgements, within the ack deadline.
+    pub async fn write(
+        &self,
+        envelope: &Envelope,
+        body: &[u8],
+        plan: &[PlannedRecord],
+    ) -> Result<(), WriteError> {
+        let started = Instant::now();
+        let sends = plan.iter().map(|planned| {
+            let record = FutureRecord::to(self.topics.of(planned.kind))
+                .key(planned.key.as_str())
+                .payload(body)
+                .headers(envelope.headers(planned));
+            async move {
+                let result = self
+                    .producer
+                    .send(record, Timeout::After(self.ack_timeout))
+                    .await;
+                (planned.kind, result)
+            }
+        });
+        let outcome = tokio::time::timeout(self.ack_timeout, join_all(sends)).await;
+        self.metrics.produce_done(started.elapsed().as_secs_f64());
+        let results = outcome.map_err(|_| WriteError::Deadline(self.ack_timeout))?;
+        let mut first_error = None;
+        for (kind, result) in results {
+            match result {
+                Ok(_) => self.metrics.written(kind),
+                Err((err, _)) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), |err| Err(WriteError::Kafka(err)))
+    }
+
+    /// Waits (off the async threads) until queued records are delivered or
+    /// `timeout` passes.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use rdkafka::message::Headers;
+
+    use super::*;
+
+    fn as_map(headers: &OwnedHeaders) -> HashMap<String, String> {
+        headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                (h.key.to_owned(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routed_records_carry_every_contract_header() {
+        let envelope = Envelope {
+            source: record::Source::Meta,
+            event: record::META_EVENT.into(),
+            idempotency_key: "abc".into(),
+            received_at_ms: 1_700_000_000_000,
+            content_type: "application/json".into(),
+        };
+        let planned = PlannedRecord {
+            kind: TopicKind::Routed,
+            key: "ws_a".into(),
+            workspace_id: Some(Arc::from("ws_a")),
+            phone_number_ids: vec!["1".into(), "2".into()],
+            reason: None,
+            reason_kind: None,
+        };
+        let h = as_map(&envelope.headers(&planned));
+        assert_eq!(h[record::SOURCE_HEADER], "meta");
+        assert_eq!(h[record::EVENT_HEADER], record::META_EVENT);
+        assert_eq!(h[record::IDEMPOTENCY_KEY_HEADER], "abc");
+        assert_eq!(h[record::RECEIVED_AT_HEADER], "1700000000000");
+        assert_eq!(h[record::CONTENT_TYPE_HEADER], "application/json");
+        assert_eq!(h[record::SCHEMA_VERSION_HEADER], record::SCHEMA_VERSION);
+        assert_eq!(h[record::PHONE_NUMBER_IDS_HEADER], "1,2");
+        assert_eq!(h[record::WORKSPACE_HEADER], "ws_a");
+        assert!(!h.contains_key(record::REASON_HEADER));
+    }
+
+    #[test]
+    fn the_durability_settings_cannot_be_overridden() {
+        let mut cfg = IngressConfig::default();
+        cfg.producer_overrides.insert("acks".into(), "0".into());
+        cfg.producer_overrides
+            .insert("linger.ms".into(), "1".into());
+        let client = client_config(&cfg);
+        assert_eq!(client.get("acks"), Some("all"));
+        assert_eq!(client.get("enable.idempotence"), Some("true"));
+        assert_eq!(client.get("linger.ms"), Some("1"), "other overrides apply");
+        assert_eq!(client.get("message.timeout.ms"), Some("5000"));
+        assert!(create_producer(&cfg).is_ok(), "creation needs no broker");
+    }
+}

@@ -1,0 +1,246 @@
+//! The workspace registry: which workspace owns each business
+//! phone_number_id, and the optional per-workspace Kapso secrets.
+//!
+//! The file is TOML (see `deploy/config/registry.toml`):
+//!
+//! ```toml
+//! [[workspace]]
+//! id = "ws_acme"
+//! phone_number_ids = ["123456789012345"]
+//! kapso_secrets = ["..."]   # optional
+//! ```
+//!
+//! Guarantees: a [`Registry`] is immutable and always valid (ids non-blank,
+//! no workspace listed twice, no phone number owned by two workspaces). The
+//! [`RegistryHandle`] swaps in a whole new registry at once, so a request sees
+//! either the old or the new mapping, never a mix; a file that fails to load
+//! leaves the current registry in place (see [`crate::reload`]).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use serde::Deserialize;
+use shared::config::Secret;
+
+/// Why a registry file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read registry file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("registry is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("registry is not valid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    workspace: Vec<WorkspaceEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceEntry {
+    id: String,
+    #[serde(default)]
+    phone_number_ids: Vec<String>,
+    #[serde(default)]
+    kapso_secrets: Vec<Secret>,
+}
+
+/// An immutable, validated phone_number_id → workspace mapping.
+#[derive(Debug, Default)]
+pub struct Registry {
+    owners: HashMap<String, Arc<str>>,
+    kapso_secrets: HashMap<Arc<str>, Vec<Secret>>,
+    workspaces: usize,
+}
+
+impl Registry {
+    /// Parses and validates registry TOML.
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
+        let file: RegistryFile = toml::from_str(text)?;
+        let mut owners = HashMap::new();
+        let mut kapso_secrets = HashMap::new();
+        let mut seen = HashSet::new();
+        for entry in &file.workspace {
+            let id = entry.id.trim();
+            if id.is_empty() || id != entry.id || id.len() > 128 {
+                return Err(invalid(format!(
+                    "workspace id {:?} must be 1 to 128 characters without surrounding spaces",
+                    entry.id
+                )));
+            }
+            if !seen.insert(id) {
+                return Err(invalid(format!("workspace {id} is listed twice")));
+            }
+            let id: Arc<str> = Arc::from(id);
+            for phone in &entry.phone_number_ids {
+                if phone.trim().is_empty() {
+                    return Err(invalid(format!(
+                        "workspace {id} has a blank phone_number_id"
+                    )));
+                }
+                if let Some(other) = owners.insert(phone.clone(), Arc::clone(&id)) {
+                    return Err(invalid(format!(
+                        "a phone_number_id is listed by both {other} and {id}"
+                    )));
+                }
+            }
+            if entry
+                .kapso_secrets
+                .iter()
+                .any(|s| s.expose().trim().is_empty())
+            {
+                return Err(invalid(format!("workspace {id} has a blank kapso secret")));
+            }
+            if !entry.kapso_secrets.is_empty() {
+                kapso_secrets.insert(id, entry.kapso_secrets.clone());
+            }
+        }
+        Ok(Self {
+            owners,
+            kapso_secrets,
+            workspaces: file.workspace.len(),
+        })
+    }
+
+    /// Reads and parses the registry file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The workspace owning `phone_number_id`, if any.
+    pub fn workspace_of(&self, phone_number_id: &str) -> Option<&Arc<str>> {
+        self.owners.get(phone_number_id)
+    }
+
+    /// The workspace's own Kapso secrets (empty when it has none or is unknown).
+    pub fn kapso_secrets(&self, workspace_id: &str) -> &[Secret] {
+        self.kapso_secrets
+            .get(workspace_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Number of workspaces, for logs.
+    pub fn workspace_count(&self) -> usize {
+        self.workspaces
+    }
+
+    /// Number of phone numbers, for logs.
+    pub fn phone_number_count(&self) -> usize {
+        self.owners.len()
+    }
+}
+
+fn invalid(message: String) -> RegistryError {
+    RegistryError::Invalid(message)
+}
+
+/// The current registry, shared by every request and replaced whole on reload.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryHandle(Arc<RwLock<Arc<Registry>>>);
+
+impl RegistryHandle {
+    pub fn new(registry: Registry) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(registry))))
+    }
+
+    /// A snapshot: cheap (one `Arc` clone), and unaffected by later reloads.
+    pub fn current(&self) -> Arc<Registry> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Installs `registry` for all later requests.
+    pub fn replace(&self, registry: Registry) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [[workspace]]
+        id = "ws_acme"
+        phone_number_ids = ["111", "112"]
+        kapso_secrets = ["acme-secret"]
+
+        [[workspace]]
+        id = "ws_beta"
+        phone_number_ids = ["222"]
+    "#;
+
+    #[test]
+    fn a_registry_maps_each_phone_number_to_its_workspace() {
+        let r = Registry::parse(SAMPLE).expect("valid");
+        assert_eq!(r.workspace_of("111").map(|w| &**w), Some("ws_acme"));
+        assert_eq!(r.workspace_of("112").map(|w| &**w), Some("ws_acme"));
+        assert_eq!(r.workspace_of("222").map(|w| &**w), Some("ws_beta"));
+        assert_eq!(r.workspace_of("333"), None);
+        assert_eq!(r.kapso_secrets("ws_acme"), &[Secret::new("acme-secret")]);
+        assert!(r.kapso_secrets("ws_beta").is_empty());
+        assert!(r.kapso_secrets("nope").is_empty());
+        assert_eq!((r.workspace_count(), r.phone_number_count()), (2, 3));
+    }
+
+    #[test]
+    fn the_example_registry_file_is_valid() {
+        let r = Registry::parse(include_str!("../../deploy/config/registry.toml")).expect("valid");
+        assert_eq!(
+            r.workspace_of("123456789012345").map(|w| &**w),
+            Some("ws_acme")
+        );
+        assert!(!r.kapso_secrets("ws_acme").is_empty());
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_registry() {
+        let r = Registry::parse("").expect("valid");
+        assert_eq!(r.workspace_count(), 0);
+    }
+
+    #[test]
+    fn a_phone_number_owned_by_two_workspaces_is_refused() {
+        let text = "[[workspace]]\nid = \"a\"\nphone_number_ids = [\"1\"]\n\
+                    [[workspace]]\nid = \"b\"\nphone_number_ids = [\"1\"]\n";
+        let err = Registry::parse(text).expect_err("duplicate").to_string();
+        assert!(err.contains("both a and b"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_blank_or_unknown_entries_are_refused() {
+        for bad in [
+            "[[workspace]]\nid = \"a\"\n[[workspace]]\nid = \"a\"\n",
+            "[[workspace]]\nid = \" \"\n",
+            "[[workspace]]\nid = \"a\"\nphone_number_ids = [\"\"]\n",
+            "[[workspace]]\nid = \"a\"\nkapso_secrets = [\"\"]\n",
+            "[[workspace]]\nid = \"a\"\nphone_numbers = [\"1\"]\n",
+            "[[workspaces]]\nid = \"a\"\n",
+            "not toml at all [",
+        ] {
+            assert!(Registry::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_unaffected_by_a_later_replace() {
+        let handle = RegistryHandle::new(Registry::parse(SAMPLE).expect("valid"));
+        let before = handle.current();
+        handle.replace(Registry::default());
+        assert!(before.workspace_of("111").is_some());
+        assert!(handle.current().workspace_of("111").is_none());
+    }
+}
