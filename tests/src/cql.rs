@@ -19,7 +19,7 @@ pub async fn session() -> anyhow::Result<Arc<Session>> {
     for node in nodes().split(',') {
         builder = builder.known_node(node.trim());
     }
-    let session = builder.build().await.map_err(|e| {
+    let session = Box::pin(builder.build()).await.map_err(|e| {
         anyhow::anyhow!(
             "the CQL database (Cassandra/ScyllaDB) is not reachable at {} ({e}). \
              Start it with `{START_SERVICES}`.",

@@ -24,26 +24,32 @@ pub fn require_kafka() -> anyhow::Result<()> {
         .set("bootstrap.servers", brokers())
         .create()
         .context("creating a Kafka client")?;
-    consumer.fetch_metadata(None, Duration::from_secs(5)).map_err(|e| {
-        anyhow::anyhow!(
-            "Kafka is not reachable at {} ({e}). Start it with `{START_SERVICES}`.",
-            brokers()
-        )
-    })?;
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Kafka is not reachable at {} ({e}). Start it with `{START_SERVICES}`.",
+                brokers()
+            )
+        })?;
     Ok(())
 }
 
 /// Creates topics with `partitions` partitions each and waits until they exist.
 pub async fn create_topics(names: &[&str], partitions: i32) -> anyhow::Result<()> {
     require_kafka()?;
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
         .collect();
     let results = admin
-        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
         .await
         .context("creating topics")?;
     for r in results {
@@ -69,13 +75,20 @@ pub struct ReadRecord {
 
 /// Reads records from the start of `topic` until `count` have arrived or
 /// `timeout` passes (then fails, saying how many arrived).
-pub fn read_records(topic: &str, count: usize, timeout: Duration) -> anyhow::Result<Vec<ReadRecord>> {
+pub fn read_records(
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<ReadRecord>> {
     let consumer = reader(topic)?;
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < count {
         if std::time::Instant::now() >= deadline {
-            bail!("read {} of {count} expected records from {topic} before the deadline", out.len());
+            bail!(
+                "read {} of {count} expected records from {topic} before the deadline",
+                out.len()
+            );
         }
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             out.push(to_read_record(&m?));
@@ -115,7 +128,10 @@ fn to_read_record(m: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
     let mut headers = HashMap::new();
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            let v = h
+                .value
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
             headers.insert(h.key.to_owned(), v);
         }
     }
@@ -149,10 +165,16 @@ pub async fn produce(
 ) -> anyhow::Result<(i32, i64)> {
     let mut hs = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
     for (k, v) in headers {
-        hs = hs.insert(rdkafka::message::Header { key: k, value: Some(v.as_bytes()) });
+        hs = hs.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
     }
     let delivery = producer
-        .send(FutureRecord::to(topic).key(key).payload(value).headers(hs), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic).key(key).payload(value).headers(hs),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
     Ok((delivery.partition, delivery.offset))

@@ -1,1 +1,47 @@
-//! placeholder
+//! # inboxflow-tests: helpers for integration tests on real services
+//!
+//! Every test talks to a real Apache Kafka broker and a real CQL database
+//! (Cassandra locally and in CI, ScyllaDB under docker-compose). Nothing is
+//! mocked. Each test gets its own topics, consumer group and keyspace
+//! ([`unique_name`]), so tests run in parallel without sharing state.
+//!
+//! When a service is missing, helpers fail with a message that names it and
+//! the command that starts it; they never skip.
+//!
+//! ## Layout
+//! - [`kafka`]: topic creation, producing and reading records with a deadline.
+//! - [`cql`]: a session and a fresh keyspace with the schema applied.
+//! - [`poll`]: [`poll::until`], the only way tests wait.
+//! - [`ingress`]: the ingress application in-process on port 0, with fresh
+//!   topics and a registry file, plus signed-request and body helpers.
+//! - [`processor`]: an isolated processor environment and row read-back.
+//! - [`webhooks`]: realistic webhook bodies and record headers.
+
+pub mod cql;
+pub mod ingress;
+pub mod kafka;
+pub mod poll;
+pub mod processor;
+pub mod webhooks;
+
+/// The command that starts the local services, quoted in failure messages.
+pub const START_SERVICES: &str = "deploy/local/services up";
+
+/// A name unique to this test run: `prefix_<12 hex>`. Valid as a Kafka topic,
+/// a consumer group and a CQL keyspace (lowercase, starts with a letter, <48 chars).
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &id[..12])
+}
+
+/// Installs a test subscriber when `TEST_LOG` is set; silent otherwise.
+pub fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ))
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -1,0 +1,210 @@
+//! A processor test environment: its own topics, consumer group and keyspace,
+//! the schema migrated, and helpers to produce webhooks and read rows back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use processor::app::{self, RunningProcessor};
+use processor::config::ProcessorConfig;
+use processor::pipeline::Faults;
+use rdkafka::producer::FutureProducer;
+use scylla::client::session::Session;
+use shared::record::Source;
+
+use crate::{cql, kafka, unique_name, webhooks};
+
+/// Isolated Kafka topics, group and keyspace for one test.
+#[allow(missing_debug_implementations)]
+pub struct ProcessorEnv {
+    pub cfg: ProcessorConfig,
+    pub session: Arc<Session>,
+    producer: FutureProducer,
+}
+
+impl ProcessorEnv {
+    /// Creates the topics (`partitions` for the webhook topic) and migrates a fresh keyspace.
+    pub async fn new(partitions: i32) -> anyhow::Result<Self> {
+        crate::init_test_logging();
+        let mut cfg = ProcessorConfig::default();
+        let name = unique_name("proc");
+        cfg.kafka.brokers = kafka::brokers();
+        cfg.kafka.webhook_topic = format!("{name}_webhooks");
+        cfg.kafka.dead_letter_topic = format!("{name}_dlq");
+        cfg.kafka.unrouted_topic = format!("{name}_unrouted");
+        cfg.consumer.group_id = format!("{name}_group");
+        cfg.consumer.session_timeout = Duration::from_secs(6);
+        cfg.cql.nodes = cql::nodes();
+        cfg.cql.keyspace = name.clone();
+        cfg.retry.max_backoff = Duration::from_millis(500);
+        cfg.validate()?;
+        kafka::create_topics(&[&cfg.kafka.webhook_topic], partitions).await?;
+        kafka::create_topics(
+            &[&cfg.kafka.dead_letter_topic, &cfg.kafka.unrouted_topic],
+            1,
+        )
+        .await?;
+        let session = cql::session().await?;
+        app::migrate(&cfg.cql, &cfg.retry)
+            .await
+            .context("migrating the test keyspace")?;
+        Ok(Self {
+            cfg,
+            session,
+            producer: kafka::producer()?,
+        })
+    }
+
+    pub async fn start(&self, faults: Faults) -> anyhow::Result<RunningProcessor> {
+        RunningProcessor::start(self.cfg.clone(), faults).await
+    }
+
+    /// Writes a Meta body for `workspace_id` as the ingress would.
+    pub async fn produce_meta(
+        &self,
+        workspace_id: &str,
+        phone_number_id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(i32, i64)> {
+        let headers = webhooks::record_headers(Source::Meta, workspace_id, phone_number_id);
+        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        kafka::produce(
+            &self.producer,
+            &self.cfg.kafka.webhook_topic,
+            workspace_id,
+            body,
+            &refs,
+        )
+        .await
+    }
+
+    /// Writes an arbitrary record (for poison tests).
+    pub async fn produce_raw(
+        &self,
+        key: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(i32, i64)> {
+        kafka::produce(
+            &self.producer,
+            &self.cfg.kafka.webhook_topic,
+            key,
+            body,
+            headers,
+        )
+        .await
+    }
+
+    fn ks(&self) -> &str {
+        &self.cfg.cql.keyspace
+    }
+
+    /// Number of message rows of a workspace.
+    pub async fn message_count(&self, workspace_id: &str) -> anyhow::Result<usize> {
+        Ok(self.message_ids(workspace_id).await?.len())
+    }
+
+    /// Message ids stored for a workspace (with repeats, if any were doubled).
+    pub async fn message_ids(&self, workspace_id: &str) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(String, String)> = self
+            .rows(&format!(
+                "SELECT workspace_id, message_id FROM {}.messages",
+                self.ks()
+            ))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(ws, _)| ws == workspace_id)
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// Sum of unread counts and number of conversations of a workspace.
+    pub async fn unread_total(&self, workspace_id: &str) -> anyhow::Result<(i64, usize)> {
+        let rows: Vec<(String, Option<i32>)> = self
+            .rows(&format!(
+                "SELECT workspace_id, unread_count FROM {}.conversations",
+                self.ks()
+            ))
+            .await?;
+        let mine: Vec<i32> = rows
+            .into_iter()
+            .filter(|(ws, _)| ws == workspace_id)
+            .map(|(_, u)| u.unwrap_or(0))
+            .collect();
+        Ok((mine.iter().map(|u| i64::from(*u)).sum(), mine.len()))
+    }
+
+    pub async fn contact_count(&self, workspace_id: &str) -> anyhow::Result<usize> {
+        let rows: Vec<(String, String)> = self
+            .rows(&format!(
+                "SELECT workspace_id, phone FROM {}.contacts",
+                self.ks()
+            ))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(ws, _)| ws == workspace_id)
+            .count())
+    }
+
+    /// The status stored for a message id on its index row.
+    pub async fn status_of(
+        &self,
+        workspace_id: &str,
+        message_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let cql = format!(
+            "SELECT status FROM {}.message_index WHERE workspace_id = ? AND message_id = ?",
+            self.ks()
+        );
+        let result = self
+            .session
+            .query_unpaged(cql, (workspace_id, message_id))
+            .await?;
+        let rows = result.into_rows_result()?;
+        Ok(rows
+            .maybe_first_row::<(Option<String>,)>()?
+            .and_then(|(s,)| s))
+    }
+
+    /// Every row of every table, as sorted text: equal snapshots mean equal databases.
+    pub async fn snapshot(&self) -> anyhow::Result<Vec<String>> {
+        let ks = self.ks();
+        let mut out = Vec::new();
+        for table in ["contacts", "conversations", "messages", "message_index"] {
+            let result = self
+                .session
+                .query_unpaged(format!("SELECT JSON * FROM {ks}.{table}"), &[])
+                .await
+                .with_context(|| format!("reading {table}"))?;
+            let rows: Vec<(String,)> = result
+                .into_rows_result()?
+                .rows::<(String,)>()?
+                .collect::<Result<_, _>>()?;
+            out.extend(rows.into_iter().map(|(json,)| format!("{table} {json}")));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn rows<R>(&self, cql: &str) -> anyhow::Result<Vec<R>>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let result = self
+            .session
+            .query_unpaged(cql, &[])
+            .await
+            .with_context(|| cql.to_owned())?;
+        Ok(result
+            .into_rows_result()?
+            .rows::<R>()?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Drops the keyspace.
+    pub async fn cleanup(&self) -> anyhow::Result<()> {
+        cql::drop_keyspace(&self.session, self.ks()).await
+    }
+}

@@ -1,0 +1,60 @@
+//! The foundation on real services: a record through Kafka, and the schema
+//! migrated into a fresh keyspace with a contact written and read back.
+
+use std::time::Duration;
+
+use inboxflow_tests::{cql, kafka, unique_name};
+use processor::config::ProcessorConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_produced_to_kafka_is_consumed_with_key_value_and_headers() -> anyhow::Result<()> {
+    let topic = unique_name("roundtrip");
+    kafka::create_topics(&[&topic], 1).await?;
+    let producer = kafka::producer()?;
+    kafka::produce(
+        &producer,
+        &topic,
+        "ws_1",
+        b"{\"hello\":\"kafka\"}",
+        &[("inboxflow-source", "kapso")],
+    )
+    .await?;
+
+    let records = kafka::read_records(&topic, 1, Duration::from_secs(30))?;
+    assert_eq!(records[0].key.as_deref(), Some("ws_1"));
+    assert_eq!(records[0].value, b"{\"hello\":\"kafka\"}");
+    assert_eq!(records[0].headers["inboxflow-source"], "kapso");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_and_a_contact_can_be_written_and_read_back() -> anyhow::Result<()> {
+    let mut cfg = ProcessorConfig::default();
+    cfg.cql.nodes = cql::nodes();
+    cfg.cql.keyspace = unique_name("foundation");
+    let first = processor::app::migrate(&cfg.cql, &cfg.retry).await?;
+    let second = processor::app::migrate(&cfg.cql, &cfg.retry).await?;
+    assert_eq!(first, second);
+
+    let session = cql::session().await?;
+    let ks = &cfg.cql.keyspace;
+    let id = shared::ids::contact_id("ws_1", "+55 11 98765-4321");
+    session
+        .query_unpaged(
+            format!("INSERT INTO {ks}.contacts (workspace_id, phone, contact_id, name) VALUES (?, ?, ?, ?)"),
+            ("ws_1", "5511987654321", id, "Ana"),
+        )
+        .await?;
+    let row = session
+        .query_unpaged(
+            format!(
+                "SELECT contact_id, name FROM {ks}.contacts WHERE workspace_id = ? AND phone = ?"
+            ),
+            ("ws_1", "5511987654321"),
+        )
+        .await?
+        .into_rows_result()?
+        .single_row::<(uuid::Uuid, String)>()?;
+    assert_eq!(row, (id, "Ana".to_string()));
+    cql::drop_keyspace(&session, ks).await
+}
