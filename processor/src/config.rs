@@ -11,16 +11,30 @@ use shared::config::{
 };
 
 /// Everything the processor reads at start-up.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
     pub consumer: ConsumerConfig,
     pub cql: CqlConfig,
     pub retry: RetryConfig,
-    /// Address of the admin server (`/metrics`, `/healthz`, `/readyz`).
+    /// Address of the admin server (`/metrics`, `/healthz`, `/readyz`);
+    /// port 0 picks a free port. `None` (embedded use only) serves nothing.
     pub admin_addr: Option<SocketAddr>,
     pub telemetry: TelemetryConfig,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            consumer: ConsumerConfig::default(),
+            cql: CqlConfig::default(),
+            retry: RetryConfig::default(),
+            admin_addr: Some(SocketAddr::from(([0, 0, 0, 0], 9091))),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
 }
 
 /// How records are consumed and grouped into micro-batches.

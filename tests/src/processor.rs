@@ -36,6 +36,7 @@ impl ProcessorEnv {
         cfg.consumer.session_timeout = Duration::from_secs(6);
         cfg.cql.nodes = cql::nodes();
         cfg.cql.keyspace = name.clone();
+        cfg.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         cfg.retry.max_backoff = Duration::from_millis(500);
         cfg.validate()?;
         kafka::create_topics(&[&cfg.kafka.webhook_topic], partitions).await?;

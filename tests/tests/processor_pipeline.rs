@@ -154,36 +154,15 @@ async fn statuses_out_of_order_end_monotonic_and_early_ones_are_kept() -> anyhow
         recipient: "5511900000001".into(),
     };
     // read before delivered; a late delivered; failed is terminal; a status for an unknown message.
-    env.produce_meta(
-        "ws_st",
-        "pn-st",
-        &meta_body(
-            "pn-st",
-            &[],
-            &[st("out.1", "read", 3), st("out.1", "delivered", 2)],
-        ),
-    )
-    .await?;
-    env.produce_meta(
-        "ws_st",
-        "pn-st",
-        &meta_body(
-            "pn-st",
-            &[],
-            &[st("out.1", "sent", 1), st("out.2", "failed", 5)],
-        ),
-    )
-    .await?;
-    env.produce_meta(
-        "ws_st",
-        "pn-st",
-        &meta_body(
-            "pn-st",
-            &[],
-            &[st("out.2", "read", 6), st("ghost", "delivered", 7)],
-        ),
-    )
-    .await?;
+    let bodies = [
+        [st("out.1", "read", 3), st("out.1", "delivered", 2)],
+        [st("out.1", "sent", 1), st("out.2", "failed", 5)],
+        [st("out.2", "read", 6), st("ghost", "delivered", 7)],
+    ];
+    for statuses in bodies {
+        env.produce_meta("ws_st", "pn-st", &meta_body("pn-st", &[], &statuses))
+            .await?;
+    }
 
     poll::until("statuses applied", WAIT, || async {
         let done = env.status_of("ws_st", "ghost").await?.is_some();
