@@ -70,7 +70,7 @@ impl RunningProcessor {
         }))
         .await?;
         let dead_letters = DeadLetters::new(&cfg.kafka.brokers, &cfg.kafka.dead_letter_topic)?;
-        let group = consumer::subscribe(&cfg, metrics.assigned_partitions.clone())?;
+        let group = consumer::subscribe(&cfg, &metrics)?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
         let processor = BatchProcessor {

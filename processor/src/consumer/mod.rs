@@ -6,7 +6,8 @@
 //! left uncommitted; its new owner reads those records again, which the
 //! idempotent pipeline absorbs. While the database is down the consumer
 //! pauses its partitions but keeps polling, so it stays in the group, and it
-//! resumes by itself when a retry succeeds.
+//! resumes by itself when a retry succeeds. A failed commit is logged and
+//! the loop goes on (the batch is stored; the next commit covers it).
 
 mod batch;
 mod commit;
@@ -14,7 +15,7 @@ mod commit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::IntGauge;
+use prometheus::{IntGauge, IntGaugeVec};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -26,12 +27,14 @@ pub use batch::{BatchError, BatchProcessor, BatchReport};
 pub use commit::next_offsets;
 
 use crate::config::{ConsumerConfig, ProcessorConfig};
+use crate::metrics::Metrics;
 
 /// Logs rebalances and tracks how many partitions this processor owns; the
 /// loop checks the live assignment again before committing.
 #[derive(Debug)]
 pub struct RebalanceLogger {
     assigned: IntGauge,
+    lag: IntGaugeVec,
 }
 
 impl ClientContext for RebalanceLogger {}
@@ -39,7 +42,15 @@ impl ClientContext for RebalanceLogger {}
 impl ConsumerContext for RebalanceLogger {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Revoke(tpl) => {
+                info!(partitions = tpl.count(), "partitions revoked");
+                // The new owner reports these partitions' lag from now on.
+                for elem in tpl.elements() {
+                    let _ = self
+                        .lag
+                        .remove_label_values(&[&elem.partition().to_string()]);
+                }
+            }
             Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions being assigned"),
             Rebalance::Error(e) => warn!(cause = %e, "rebalance error"),
         }
@@ -55,7 +66,7 @@ impl ConsumerContext for RebalanceLogger {
 pub type GroupConsumer = StreamConsumer<RebalanceLogger>;
 
 /// Creates the group consumer and subscribes it to the webhook topic.
-pub fn subscribe(cfg: &ProcessorConfig, assigned: IntGauge) -> anyhow::Result<Arc<GroupConsumer>> {
+pub fn subscribe(cfg: &ProcessorConfig, metrics: &Metrics) -> anyhow::Result<Arc<GroupConsumer>> {
     let c = &cfg.consumer;
     let consumer: GroupConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
@@ -69,7 +80,10 @@ pub fn subscribe(cfg: &ProcessorConfig, assigned: IntGauge) -> anyhow::Result<Ar
         )
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("fetch.wait.max.ms", "20")
-        .create_with_context(RebalanceLogger { assigned })?;
+        .create_with_context(RebalanceLogger {
+            assigned: metrics.assigned_partitions.clone(),
+            lag: metrics.consumer_lag.clone(),
+        })?;
     consumer.subscribe(&[&cfg.kafka.webhook_topic])?;
     Ok(Arc::new(consumer))
 }
@@ -95,9 +109,16 @@ pub async fn run(
         };
         match processor.process(&batch, waiter).await {
             Ok(_report) => {
-                commit::commit_owned(&consumer, &batch, &processor.metrics)?;
+                // A failed commit (the broker restarting, say) must not stop
+                // the consumer: the batch is stored, a later batch's commit
+                // covers its offsets, and if none comes they are re-read
+                // after a restart or rebalance, which the pipeline absorbs.
+                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics) {
+                    warn!(cause = %err, "offset commit failed; the next commit covers this batch");
+                } else {
+                    committed += 1;
+                }
                 resume_all(&consumer);
-                committed += 1;
             }
             Err(BatchError::Shutdown) => {
                 info!("shutdown during retries; batch left uncommitted");
