@@ -84,6 +84,7 @@ pub async fn kapso(
             .unwrap_or_else(|| body_digest(&body)),
         received_at_ms,
         content_type: content_type(&headers),
+        trust: trust.clone(),
     };
     let parsed = routing_phone_number_ids(Source::Kapso, &body);
     let plan = routing::plan(parsed, &registry, &trust);
@@ -110,6 +111,7 @@ pub async fn meta(
         idempotency_key: body_digest(&body),
         received_at_ms,
         content_type: content_type(&headers),
+        trust: trust.clone(),
     };
     let parsed = routing_phone_number_ids(Source::Meta, &body);
     let plan = routing::plan(parsed, &state.registry.current(), &trust);

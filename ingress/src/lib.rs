@@ -24,6 +24,8 @@
 //!   SIGHUP and on file change.
 //! - [`producer`]: the Kafka writer with its ack deadline.
 //! - [`readiness`]: the Kafka probe behind `/readyz`.
+//! - [`replay`]: `ingress replay`, re-routing unrouted and dead-lettered
+//!   records into the webhook topic.
 //! - [`metrics`]: Prometheus metrics with fixed label sets.
 //! - [`lifecycle`]: the stop signal shared by the tasks.
 
@@ -36,6 +38,7 @@ pub mod producer;
 pub mod readiness;
 pub mod registry;
 pub mod reload;
+pub mod replay;
 pub mod routes;
 pub mod routing;
 pub mod server;

@@ -22,7 +22,7 @@ use shared::record;
 
 use crate::config::IngressConfig;
 use crate::metrics::{IngressMetrics, TopicKind};
-use crate::routing::PlannedRecord;
+use crate::routing::{PlannedRecord, SIGNED_BY_HEADER, Trust};
 
 /// Room for headers and protocol framing on top of the largest body.
 const RECORD_OVERHEAD_BYTES: u64 = 64 * 1024;
@@ -70,6 +70,8 @@ pub struct Envelope {
     pub idempotency_key: String,
     pub received_at_ms: i64,
     pub content_type: String,
+    /// Which secrets verified the body (the [`SIGNED_BY_HEADER`]).
+    pub trust: Trust,
 }
 
 impl Envelope {
@@ -77,6 +79,7 @@ impl Envelope {
     pub fn headers(&self, planned: &PlannedRecord) -> OwnedHeaders {
         let received_at = self.received_at_ms.to_string();
         let phone_ids = planned.phone_number_ids.join(",");
+        let signed_by = self.trust.header_value();
         let mut pairs: Vec<(&str, &str)> = vec![
             (record::SOURCE_HEADER, self.source.as_str()),
             (record::EVENT_HEADER, &self.event),
@@ -85,6 +88,7 @@ impl Envelope {
             (record::CONTENT_TYPE_HEADER, &self.content_type),
             (record::SCHEMA_VERSION_HEADER, record::SCHEMA_VERSION),
             (record::PHONE_NUMBER_IDS_HEADER, &phone_ids),
+            (SIGNED_BY_HEADER, &signed_by),
         ];
         if let Some(ws) = &planned.workspace_id {
             pairs.push((record::WORKSPACE_HEADER, ws));
@@ -93,7 +97,7 @@ impl Envelope {
             pairs.push((record::REASON_HEADER, reason));
         }
         pairs.into_iter().fold(
-            OwnedHeaders::new_with_capacity(9),
+            OwnedHeaders::new_with_capacity(10),
             |headers, (key, value)| {
                 headers.insert(Header {
                     key,
@@ -237,6 +241,7 @@ mod tests {
             idempotency_key: "abc".into(),
             received_at_ms: 1_700_000_000_000,
             content_type: "application/json".into(),
+            trust: Trust::Workspace(Arc::from("ws_a")),
         };
         let planned = PlannedRecord {
             kind: TopicKind::Routed,
@@ -255,6 +260,7 @@ mod tests {
         assert_eq!(h[record::SCHEMA_VERSION_HEADER], record::SCHEMA_VERSION);
         assert_eq!(h[record::PHONE_NUMBER_IDS_HEADER], "1,2");
         assert_eq!(h[record::WORKSPACE_HEADER], "ws_a");
+        assert_eq!(h[SIGNED_BY_HEADER], "workspace:ws_a");
         assert!(!h.contains_key(record::REASON_HEADER));
     }
 

@@ -28,6 +28,8 @@ pub const REASON_FOREIGN_PHONE: &str =
     "phone_number_id belongs to another workspace than the signing secret";
 pub const REASON_NO_PHONE: &str = "no phone_number_id in body";
 
+pub use shared::record::SIGNED_BY_HEADER;
+
 /// Which secrets verified a delivery, which bounds where it may be routed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
@@ -35,6 +37,25 @@ pub enum Trust {
     Global,
     /// This workspace's own Kapso secret: this workspace only.
     Workspace(Arc<str>),
+}
+
+impl Trust {
+    /// `global`, or `workspace:<id>`: the [`SIGNED_BY_HEADER`] value.
+    pub fn header_value(&self) -> String {
+        match self {
+            Trust::Global => "global".to_owned(),
+            Trust::Workspace(ws) => format!("workspace:{ws}"),
+        }
+    }
+
+    /// The inverse of [`Trust::header_value`]; `None` for anything else.
+    pub fn from_header_value(value: &str) -> Option<Self> {
+        match value.strip_prefix("workspace:") {
+            Some(ws) if !ws.is_empty() => Some(Trust::Workspace(Arc::from(ws))),
+            Some(_) => None,
+            None => (value == "global").then_some(Trust::Global),
+        }
+    }
 }
 
 /// One record to write.
@@ -150,6 +171,16 @@ mod tests {
             .iter()
             .map(|r| (r.kind, r.key.clone(), r.phone_number_ids.clone()))
             .collect()
+    }
+
+    #[test]
+    fn trust_round_trips_through_its_header_value() {
+        for trust in [Trust::Global, Trust::Workspace(Arc::from("ws_a"))] {
+            assert_eq!(Trust::from_header_value(&trust.header_value()), Some(trust));
+        }
+        for bad in ["", "workspace:", "Global", "other"] {
+            assert_eq!(Trust::from_header_value(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! sending headers slowly. Here each connection gets `header_read_timeout`
 //! (bodies are bounded by the body reader in [`crate::routes`]).
 //!
-//! Guarantees: at most `max_connections` connections are served at once; on
+//! Guarantees: at most `max_connections` connections are served at once; a
+//! request head over about [`MAX_HEAD_BYTES`] gets 431, never reaching a handler; on
 //! stop, the listener closes first, in-flight requests finish
 //! (idle keep-alive connections are closed), up to `drain_timeout`; every
 //! answered request produces exactly one log line and one count in
@@ -30,6 +31,15 @@ use warp::reply::Response;
 use crate::handlers::Outcome;
 use crate::lifecycle::StopListener;
 use crate::metrics::{IngressMetrics, RouteLabel};
+
+/// hyper's read-buffer limit, which bounds the request head (request line
+/// and headers): a head still incomplete once the buffer holds this much is
+/// answered `431 Request Header Fields Too Large` and the connection closed.
+/// hyper checks between reads, so a head of up to about twice this size may
+/// still be accepted. Kapso and Meta send well under 8 KiB; hyper's default
+/// (about 400 KiB) let a single header of 100 KiB through. Bodies are not
+/// affected: they stream through the buffer (see [`crate::routes`]).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +96,7 @@ pub async fn serve<F>(
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), observed);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

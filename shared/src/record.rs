@@ -22,6 +22,12 @@ pub const RECEIVED_AT_HEADER: &str = "inboxflow-received-at-ms";
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 pub const SCHEMA_VERSION_HEADER: &str = "inboxflow-schema-version";
 
+/// Which secret verified the body: `global` or `workspace:<id>`. Replay
+/// routes a body only within the reach of the secret that signed it.
+pub const SIGNED_BY_HEADER: &str = "inboxflow-signed-by";
+/// On replayed records: `<topic>/<partition>/<offset>` of the copy replayed.
+pub const REPLAYED_FROM_HEADER: &str = "inboxflow-replayed-from";
+
 /// On unrouted and dead-lettered records: why the record is there.
 pub const REASON_HEADER: &str = "inboxflow-reason";
 /// On dead-lettered records written by the processor: where the record came from.
