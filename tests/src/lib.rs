@@ -15,13 +15,20 @@
 //! - [`ingress`]: the ingress application in-process on port 0, with fresh
 //!   topics and a registry file, plus signed-request and body helpers.
 //! - [`processor`]: an isolated processor environment and row read-back.
+//! - [`pipeline`]: an in-process ingress writing into a processor environment's topics.
 //! - [`webhooks`]: realistic webhook bodies and record headers.
+//! - [`prometheus`]: a real Prometheus on a free port, its query API and `promtool`.
+//! - [`faults`]: the fault suite's load with its ledger of 200s, the
+//!   database check against it, processor OS processes, service outages.
 
 pub mod cql;
+pub mod faults;
 pub mod ingress;
 pub mod kafka;
+pub mod pipeline;
 pub mod poll;
 pub mod processor;
+pub mod prometheus;
 pub mod webhooks;
 
 /// The command that starts the local services, quoted in failure messages.

@@ -1,0 +1,112 @@
+//! Fault: the Kafka broker restarts during a load.
+//!
+//! Webhooks arrive through the in-process ingress, a processor consumes;
+//! the broker is stopped mid-load (the ingress must then answer 503, and the
+//! sender retries like Meta does) and started again. Every 200 in the ledger
+//! must end in the database exactly once, and every conversation must equal
+//! a clean run. CI: 3,000 messages over 25 s; `INBOXFLOW_LONG_FAULTS=1`:
+//! 20,000 over 60 s.
+//!
+//! This binary stops the shared broker, so it holds a single test; cargo
+//! runs test binaries one at a time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use inboxflow_tests::faults::check::{group_lag, verify};
+use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::long;
+use inboxflow_tests::faults::services::RestartOnDrop;
+use inboxflow_tests::pipeline::spawn_ingress_for;
+use inboxflow_tests::poll;
+use inboxflow_tests::processor::ProcessorEnv;
+use processor::pipeline::Faults;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (bodies, seconds) = if long() { (4000, 60) } else { (600, 25) };
+    let scale = Scale {
+        workspaces: 30,
+        contacts_per_workspace: 8,
+        bodies,
+        messages_per_body: 5,
+        concurrency: 16,
+        spread: Some(Duration::from_secs(seconds)),
+    };
+    let env = ProcessorEnv::new(6).await?;
+    let running = env.start(Faults::default()).await?;
+    let load = Arc::new(Load::generate("broker", scale));
+    let app = spawn_ingress_for(&env, &load.registry_toml, |mut cfg| {
+        cfg.ack_timeout = Duration::from_secs(2);
+        cfg
+    })
+    .await?;
+    let ledger = Arc::new(Ledger::default());
+    let target = Target {
+        url: app.url("/webhooks/meta"),
+        client: app.client.clone(),
+        deadline: Duration::from_secs(150),
+    };
+    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+
+    poll::until("a fifth of the load acknowledged", WAIT, || async {
+        let acked = ledger.acknowledged_webhooks.load(Ordering::SeqCst);
+        Ok((acked >= bodies as u64 / 5).then_some(()))
+    })
+    .await?;
+    let outage = Instant::now();
+    let kafka = RestartOnDrop::stop("kafka-stop", "kafka-start")?;
+    let down = Instant::now();
+    poll::until(
+        "the ingress to refuse webhooks while Kafka is down",
+        WAIT,
+        || async { Ok((ledger.unavailable.load(Ordering::SeqCst) > 0).then_some(())) },
+    )
+    .await?;
+    let starting = Instant::now();
+    kafka.start()?;
+    let outage = outage.elapsed();
+    let ok_while_down = ledger.ok_sent_between(down, starting);
+    sender.await?;
+    let acknowledged = ledger.acknowledged();
+
+    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
+    poll::until("the processor to commit every record", WAIT, || async {
+        Ok((group_lag(group, topic).await? == 0).then_some(()))
+    })
+    .await?;
+    let figures = verify(
+        &env.session,
+        &env.cfg.cql.keyspace,
+        scale.messages() as u64,
+        &acknowledged,
+    )
+    .await?;
+    println!("{}", figures.line("broker restart"));
+    println!(
+        "[faults] broker restart: outage {:.1} s (stop to ready), {ok_while_down} 200s for \
+         requests sent while the broker was down, {}; {:.1} s",
+        outage.as_secs_f64(),
+        ledger.summary(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        ledger.unavailable.load(Ordering::SeqCst) > 0,
+        "503s while Kafka was down"
+    );
+    assert_eq!(
+        ok_while_down, 0,
+        "no 200 for a request sent while the broker was down"
+    );
+    assert_eq!(
+        figures.acknowledged, figures.sent,
+        "every webhook was acknowledged in the end"
+    );
+    figures.assert_exact();
+    running.stop().await?;
+    env.cleanup().await
+}

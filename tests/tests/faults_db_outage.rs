@@ -1,0 +1,123 @@
+//! Fault: the database is down for 30 s during a load.
+//!
+//! Webhooks keep arriving through the in-process ingress (Kafka is up, so
+//! every one is acknowledged) while Cassandra is stopped for at least 30 s.
+//! The processor must stall without committing (its committed offsets do not
+//! move during the outage), recover by itself, drain the lag, and leave every
+//! acknowledged message in the database exactly once, with the counters of a
+//! clean run. CI: 3,000 messages over 40 s; `INBOXFLOW_LONG_FAULTS=1`:
+//! 20,000 over 90 s with a 60 s outage.
+//!
+//! This binary stops the shared database, so it holds a single test; cargo
+//! runs test binaries one at a time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inboxflow_tests::faults::check::{committed, group_lag, verify};
+use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::long;
+use inboxflow_tests::faults::services::RestartOnDrop;
+use inboxflow_tests::pipeline::spawn_ingress_for;
+use inboxflow_tests::poll;
+use inboxflow_tests::processor::ProcessorEnv;
+use processor::pipeline::Faults;
+
+const WAIT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() -> anyhow::Result<()>
+{
+    let started = Instant::now();
+    let (bodies, seconds, outage_for) = if long() {
+        (4000, 90, Duration::from_secs(60))
+    } else {
+        (600, 40, Duration::from_secs(30))
+    };
+    let scale = Scale {
+        workspaces: 30,
+        contacts_per_workspace: 8,
+        bodies,
+        messages_per_body: 5,
+        concurrency: 16,
+        spread: Some(Duration::from_secs(seconds)),
+    };
+    let env = ProcessorEnv::new(6).await?;
+    let running = env.start(Faults::default()).await?;
+    let load = Arc::new(Load::generate("dbout", scale));
+    let app = spawn_ingress_for(&env, &load.registry_toml, |cfg| cfg).await?;
+    let ledger = Arc::new(Ledger::default());
+    let target = Target {
+        url: app.url("/webhooks/meta"),
+        client: app.client.clone(),
+        deadline: Duration::from_secs(60),
+    };
+    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
+
+    poll::until("the first messages stored", WAIT, || async {
+        Ok((running.metrics.messages_inserted.get() > 0).then_some(()))
+    })
+    .await?;
+    let database = RestartOnDrop::stop("cassandra-stop", "cassandra-start")?;
+    let outage = Instant::now();
+    poll::until("the processor to hit the outage", WAIT, || async {
+        Ok((running.metrics.db_failures.get() > 0).then_some(()))
+    })
+    .await?;
+    let stalled_at = committed(group, topic).await?;
+    let batches_stalled = running.metrics.batches.get();
+    // The outage itself lasts `outage_for` while the load goes on: a
+    // scenario duration, not a wait for a condition.
+    tokio::time::sleep_until((outage + outage_for).into()).await;
+    let still_at = committed(group, topic).await?;
+    let failures = running.metrics.db_failures.get();
+    let batches_during = running.metrics.batches.get() - batches_stalled;
+    database.start()?;
+    let outage = outage.elapsed();
+
+    sender.await?;
+    let acknowledged = ledger.acknowledged();
+    poll::until("the processor to drain its lag", WAIT, || async {
+        Ok((group_lag(group, topic).await? == 0).then_some(()))
+    })
+    .await?;
+    poll::until("the test's own CQL session to reconnect", WAIT, || async {
+        env.session
+            .query_unpaged("SELECT release_version FROM system.local", &[])
+            .await?;
+        Ok(Some(()))
+    })
+    .await?;
+    let figures = verify(
+        &env.session,
+        &env.cfg.cql.keyspace,
+        scale.messages() as u64,
+        &acknowledged,
+    )
+    .await?;
+    println!("{}", figures.line("database outage"));
+    println!(
+        "[faults] database outage: {:.1} s down (stop to ready), {failures} failed attempts, \
+         {batches_during} batches completed while down, {}; {:.1} s",
+        outage.as_secs_f64(),
+        ledger.summary(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        stalled_at, still_at,
+        "nothing committed while the database was down"
+    );
+    assert_eq!(
+        batches_during, 0,
+        "no batch completed while the database was down"
+    );
+    assert!(failures >= 2, "the processor kept retrying: {failures}");
+    assert_eq!(
+        figures.acknowledged, figures.sent,
+        "every webhook was acknowledged"
+    );
+    figures.assert_exact();
+    running.stop().await?;
+    env.cleanup().await
+}
