@@ -20,11 +20,15 @@
 //! - [`prometheus`]: a real Prometheus on a free port, its query API and `promtool`.
 //! - [`faults`]: the fault suite's load with its ledger of 200s, the
 //!   database check against it, processor OS processes, service outages.
+//! - [`loadgen`]: the load generator behind `src/bin/loadgen.rs`.
+//! - [`bench`]: the processor benchmarks behind `src/bin/processor-bench.rs`.
 
+pub mod bench;
 pub mod cql;
 pub mod faults;
 pub mod ingress;
 pub mod kafka;
+pub mod loadgen;
 pub mod pipeline;
 pub mod poll;
 pub mod processor;

@@ -1,0 +1,202 @@
+//! Messages/s of the batched pipeline against the naive per-message design
+//! and against the raw-write ceiling, on the same input, at batch sizes 10,
+//! 100 and 1000; plus the raw writes sent as single-partition batches, to
+//! measure the pipeline's multi-partition batching against the alternative.
+//!
+//! Each approach has its own workspace (every key starts with the workspace
+//! id, so they never see each other's rows) and gets the same records: the
+//! same senders, message ids, texts and offsets. A first, unmeasured round
+//! creates the contacts and conversations; the measured rounds are steady
+//! state (known senders, new message ids), the common case. Within a round
+//! the approaches run one after another, in an order that rotates between
+//! rounds, so that background noise spreads evenly; the report gives the
+//! median round of each and the ratios of those medians. With the database's
+//! pid, the database's CPU time per message of each approach is reported too.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use processor::config::CqlConfig;
+use processor::pipeline::{self, Faults};
+use processor::store::{DbStats, Store};
+use serde_json::{Value, json};
+
+use super::{input, median, ms, naive, raw};
+use crate::loadgen::stats::{clock_ticks_per_second, cpu_ticks};
+
+/// Batch sizes and their measured rounds (fewer for the slow naive 1000).
+const SIZES: [(usize, usize); 3] = [(10, 15), (100, 9), (1000, 5)];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approach {
+    Pipeline,
+    Naive,
+    Raw,
+    RawPerPartition,
+}
+
+const APPROACHES: [Approach; 4] = [
+    Approach::Pipeline,
+    Approach::Naive,
+    Approach::Raw,
+    Approach::RawPerPartition,
+];
+
+impl Approach {
+    fn name(self) -> &'static str {
+        match self {
+            Approach::Pipeline => "pipeline",
+            Approach::Naive => "naive",
+            Approach::Raw => "raw",
+            Approach::RawPerPartition => "raw_per_partition",
+        }
+    }
+}
+
+/// Where the approaches run.
+#[derive(Debug)]
+pub struct Bench<'a> {
+    pub store: &'a Store,
+    pub cql: &'a CqlConfig,
+    /// The database server's pid, for its CPU time.
+    pub db_pid: Option<String>,
+}
+
+/// One batch through one approach.
+struct Once {
+    elapsed: Duration,
+    statements: u64,
+    db_ticks: Option<u64>,
+    /// The pipeline's step durations (empty for the others).
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl Bench<'_> {
+    async fn once(
+        &self,
+        approach: Approach,
+        size: usize,
+        batch_id: &str,
+        offset: i64,
+    ) -> anyhow::Result<Once> {
+        let store = self.store;
+        let ws = format!("ws_{}_{size}", approach.name());
+        let records = input::batch(&ws, batch_id, size, input::senders_for(size), offset, &[])?;
+        let records = input::refs(&records);
+        let stats = DbStats::default();
+        let ticks = || self.db_pid.as_deref().and_then(cpu_ticks);
+        let ticks_before = ticks();
+        let started = Instant::now();
+        let mut steps = Vec::new();
+        let (stored, statements) = match approach {
+            Approach::Pipeline => {
+                let out = pipeline::run_workspace(store, &ws, &records, Faults::default(), &stats)
+                    .await?;
+                steps = out
+                    .step_durations
+                    .iter()
+                    .map(|(s, d)| (s.as_str(), *d))
+                    .collect();
+                (out.messages_inserted, stats.requests())
+            }
+            Approach::Naive => {
+                let out = naive::run(store, &ws, &records).await?;
+                (out.inserted, out.statements)
+            }
+            Approach::Raw => (
+                raw::write(store, &ws, &records, &stats).await?,
+                stats.requests(),
+            ),
+            Approach::RawPerPartition => {
+                raw::write_per_partition(store, self.cql, &ws, &records).await?
+            }
+        };
+        let elapsed = started.elapsed();
+        let db_ticks = ticks()
+            .zip(ticks_before)
+            .map(|(after, before)| after - before);
+        anyhow::ensure!(
+            stored == size as u64,
+            "{ws}: stored {stored} of {size} messages"
+        );
+        Ok(Once {
+            elapsed,
+            statements,
+            db_ticks,
+            steps,
+        })
+    }
+
+    /// Prints the comparison table and returns its rows as JSON.
+    pub async fn run(&self) -> anyhow::Result<Value> {
+        println!(
+            "\n## Pipeline against naive per-message and the raw-write ceiling \
+             (steady state, median round)\n"
+        );
+        println!(
+            "| batch | senders | rounds | pipeline | naive | raw ceiling | raw, 1 partition \
+             per batch | pipeline / naive | pipeline / raw |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let tck = clock_ticks_per_second() as f64;
+        let mut rows = Vec::new();
+        for (size, rounds) in SIZES {
+            let records_per_batch = size.div_ceil(10) as i64;
+            let mut offset = 0;
+            for approach in APPROACHES {
+                self.once(approach, size, "seed", offset).await?;
+            }
+            offset += records_per_batch;
+            let mut times: [Vec<Duration>; 4] = Default::default();
+            let mut statements = [0u64; 4];
+            let mut db_ticks: [Option<u64>; 4] = [Some(0); 4];
+            let mut steps: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+            for round in 0..rounds {
+                let batch_id = format!("b{size}r{round}");
+                for k in 0..APPROACHES.len() {
+                    let i = (round + k) % APPROACHES.len();
+                    let one = self.once(APPROACHES[i], size, &batch_id, offset).await?;
+                    times[i].push(one.elapsed);
+                    statements[i] = one.statements;
+                    db_ticks[i] = db_ticks[i].zip(one.db_ticks).map(|(a, b)| a + b);
+                    for (step, d) in one.steps {
+                        steps.entry(step).or_default().push(d);
+                    }
+                }
+                offset += records_per_batch;
+            }
+            let medians = times.map(median);
+            let rate = |d: Duration| size as f64 / d.as_secs_f64();
+            let (p, n, r, pp) = (medians[0], medians[1], medians[2], medians[3]);
+            let (vs_naive, vs_raw) = (rate(p) / rate(n), rate(p) / rate(r));
+            let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
+            println!(
+                "| {size} | {} | {rounds} | {} | {} | {} | {} | {vs_naive:.1}× | {:.0}% |",
+                input::senders_for(size),
+                cell(p),
+                cell(n),
+                cell(r),
+                cell(pp),
+                vs_raw * 100.0
+            );
+            let messages = (size * rounds) as f64;
+            let approach = |i: usize| {
+                let db_us = db_ticks[i].map(|t| t as f64 / tck / messages * 1e6);
+                json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i]),
+                    "statements": statements[i], "db_cpu_us_per_msg": db_us})
+            };
+            let step_ms: serde_json::Map<String, Value> = steps
+                .into_iter()
+                .map(|(step, ds)| (step.to_owned(), json!(ms(median(ds)))))
+                .collect();
+            rows.push(json!({
+                "batch": size, "senders": input::senders_for(size), "rounds": rounds,
+                "pipeline": approach(0), "naive": approach(1), "raw": approach(2),
+                "raw_per_partition": approach(3),
+                "pipeline_vs_naive": vs_naive, "pipeline_vs_raw": vs_raw,
+                "pipeline_step_ms": step_ms,
+            }));
+        }
+        Ok(Value::Array(rows))
+    }
+}

@@ -1,0 +1,197 @@
+//! The raw-write ceiling: only the rows the pipeline must write in any case
+//! (each new message and its index row), in one wave, with no lookups, no
+//! contacts and no conversations. The pipeline cannot be faster than this on
+//! the same rows; its share of this rate is what the other steps cost.
+//!
+//! Two shapes of the same writes:
+//! - [`write`]: the pipeline's own batching ([`Store::write`]: unlogged
+//!   batches grouped by partition, then several partitions packed into one
+//!   batch up to 100 statements / 32 KiB), and its concurrency bound;
+//! - [`write_per_partition`]: one unlogged batch per partition (never two
+//!   partitions in one batch), all sent concurrently under the same bound.
+//!   Cassandra warns about multi-partition unlogged batches ("use
+//!   asynchronous writes for performance"); this measures whether it is right.
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::session::Session;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use uuid::Uuid;
+
+use processor::config::CqlConfig;
+use processor::decode::DecodedRecord;
+use processor::pipeline::plan::Plan;
+use processor::store::{DbStats, RowWrite, Store, WriteSet};
+
+type MessageRow = (
+    String,
+    Uuid,
+    i32,
+    CqlTimestamp,
+    String,
+    &'static str,
+    String,
+    MaybeUnset<String>,
+    MaybeUnset<String>,
+    MaybeUnset<&'static str>,
+);
+type LocationRow = (
+    Uuid,
+    i32,
+    CqlTimestamp,
+    &'static str,
+    i32,
+    i64,
+    String,
+    String,
+);
+
+/// The message rows and index rows of step 6, with their partition keys and
+/// size estimates exactly as the pipeline computes them.
+fn rows(
+    workspace_id: &str,
+    records: &[&DecodedRecord],
+) -> (Vec<RowWrite<MessageRow>>, Vec<RowWrite<LocationRow>>) {
+    let plan = Plan::build(workspace_id, records);
+    let mut messages = Vec::with_capacity(plan.messages.len());
+    let mut locations = Vec::with_capacity(plan.messages.len());
+    for m in &plan.messages {
+        let e = &m.event;
+        let bytes = 96
+            + workspace_id.len()
+            + e.message_id.len()
+            + e.message_type.len()
+            + e.text.as_ref().map_or(0, String::len)
+            + e.type_payload.as_ref().map_or(0, String::len);
+        messages.push(RowWrite {
+            partition: format!("{}:{}", m.conversation_id, m.bucket),
+            estimated_bytes: bytes,
+            values: (
+                workspace_id.to_owned(),
+                m.conversation_id,
+                m.bucket,
+                CqlTimestamp(m.sent_at_ms),
+                e.message_id.clone(),
+                e.direction.as_str(),
+                e.message_type.clone(),
+                e.text.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set),
+                e.type_payload
+                    .clone()
+                    .map_or(MaybeUnset::Unset, MaybeUnset::Set),
+                MaybeUnset::Unset,
+            ),
+        });
+        locations.push(RowWrite {
+            partition: e.message_id.clone(),
+            estimated_bytes: 96 + workspace_id.len() + e.message_id.len(),
+            values: (
+                m.conversation_id,
+                m.bucket,
+                CqlTimestamp(m.sent_at_ms),
+                e.direction.as_str(),
+                m.partition,
+                m.offset,
+                workspace_id.to_owned(),
+                e.message_id.clone(),
+            ),
+        });
+    }
+    (messages, locations)
+}
+
+/// Writes the messages of `records` and their index rows with the pipeline's
+/// batching; returns how many messages.
+pub async fn write(
+    store: &Store,
+    workspace_id: &str,
+    records: &[&DecodedRecord],
+    stats: &DbStats,
+) -> anyhow::Result<u64> {
+    let (messages, locations) = rows(workspace_id, records);
+    let count = messages.len() as u64;
+    let s = store.statements();
+    let (a, b) = futures::join!(
+        store.write(
+            vec![WriteSet {
+                what: "message inserts",
+                statement: &s.insert_message,
+                rows: messages,
+            }],
+            stats,
+        ),
+        store.write(
+            vec![WriteSet {
+                what: "message index upserts",
+                statement: &s.index_message_location,
+                rows: locations,
+            }],
+            stats,
+        ),
+    );
+    a.and(b)?;
+    Ok(count)
+}
+
+/// The same rows as [`write`], one unlogged batch per partition (at most
+/// `max_batch_statements` rows each), all concurrently within
+/// `max_concurrent_requests`. Returns (messages, requests).
+pub async fn write_per_partition(
+    store: &Store,
+    cfg: &CqlConfig,
+    workspace_id: &str,
+    records: &[&DecodedRecord],
+) -> anyhow::Result<(u64, u64)> {
+    let (messages, locations) = rows(workspace_id, records);
+    let count = messages.len() as u64;
+    let (s, session) = (store.statements(), store.session());
+    let max = cfg.max_batch_statements.max(1);
+    let mut batches: Vec<BoxFuture<'_, anyhow::Result<()>>> = Vec::new();
+    for values in by_partition(messages, max) {
+        batches.push(Box::pin(send(session, &s.insert_message, values)));
+    }
+    for values in by_partition(locations, max) {
+        batches.push(Box::pin(send(session, &s.index_message_location, values)));
+    }
+    let sent = batches.len() as u64;
+    stream::iter(batches)
+        .buffer_unordered(cfg.max_concurrent_requests)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok((count, sent))
+}
+
+/// The rows of each partition, in chunks of at most `max`.
+fn by_partition<V>(rows: Vec<RowWrite<V>>, max: usize) -> Vec<Vec<V>> {
+    let mut groups: BTreeMap<String, Vec<V>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(row.partition).or_default().push(row.values);
+    }
+    let mut out = Vec::new();
+    for mut values in groups.into_values() {
+        while values.len() > max {
+            let rest = values.split_off(max);
+            out.push(std::mem::replace(&mut values, rest));
+        }
+        out.push(values);
+    }
+    out
+}
+
+async fn send<V: SerializeRow>(
+    session: &Session,
+    statement: &PreparedStatement,
+    rows: Vec<V>,
+) -> anyhow::Result<()> {
+    let mut batch = Batch::new(BatchType::Unlogged);
+    batch.set_is_idempotent(true);
+    for _ in &rows {
+        batch.append_statement(statement.clone());
+    }
+    session.batch(&batch, rows).await?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Statements (database requests) and sequential round trips per micro-batch,
+//! from [`DbStats`], at 10, 100, 1000 and 10000 messages (about five per
+//! sender; 10 messages come from 3 senders, the reference design's example),
+//! in three states of one workspace:
+//!
+//! - first time: every contact and conversation is new;
+//! - steady: the same senders again, new message ids;
+//! - steady + statuses: as steady, plus `delivered` statuses for a tenth of
+//!   the previous batch's messages (step 8 has work).
+//!
+//! The naive per-message design runs the first two states on the same input
+//! (up to 1000 messages; 10000 would take minutes), where every statement is
+//! a sequential round trip.
+
+use std::time::{Duration, Instant};
+
+use processor::pipeline::{self, Faults};
+use processor::store::{DbStats, Store};
+use serde_json::{Value, json};
+
+use super::{input, ms, naive};
+
+const SIZES: [usize; 4] = [10, 100, 1000, 10000];
+const NAIVE_UP_TO: usize = 1000;
+
+async fn pipeline_batch(
+    store: &Store,
+    ws: &str,
+    batch_id: &str,
+    size: usize,
+    offset: i64,
+    statuses_for: &[String],
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let records = input::batch(
+        ws,
+        batch_id,
+        size,
+        input::senders_for(size),
+        offset,
+        statuses_for,
+    )?;
+    let stats = DbStats::default();
+    let started = Instant::now();
+    let out = pipeline::run_workspace(store, ws, &input::refs(&records), Faults::default(), &stats)
+        .await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        out.messages_inserted == size as u64,
+        "{ws}: stored {}",
+        out.messages_inserted
+    );
+    Ok((stats.requests(), stats.round_trips(), elapsed))
+}
+
+async fn naive_batch(
+    store: &Store,
+    ws: &str,
+    batch_id: &str,
+    size: usize,
+    offset: i64,
+) -> anyhow::Result<u64> {
+    let records = input::batch(ws, batch_id, size, input::senders_for(size), offset, &[])?;
+    Ok(naive::run(store, ws, &input::refs(&records))
+        .await?
+        .statements)
+}
+
+/// Prints the table and returns its rows as JSON.
+pub async fn run(store: &Store) -> anyhow::Result<Value> {
+    println!("\n## Statements and sequential round trips per micro-batch (one workspace)\n");
+    println!(
+        "| messages | senders | state | pipeline statements | pipeline round trips | \
+         batch time | naive statements (= round trips) |"
+    );
+    println!("|---:|---:|---|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for size in SIZES {
+        let ws = format!("ws_rt_{size}");
+        let naive_ws = format!("ws_rtn_{size}");
+        let step = size.div_ceil(10) as i64 + 1;
+        let previous: Vec<String> = (0..size)
+            .step_by(10)
+            .map(|n| input::message_id("steady", n))
+            .collect();
+        let states: [(&str, &str, &[String]); 3] = [
+            ("first time", "first", &[]),
+            ("steady", "steady", &[]),
+            ("steady + statuses", "statuses", &previous),
+        ];
+        for (i, (state, batch_id, statuses)) in states.into_iter().enumerate() {
+            let offset = i as i64 * step;
+            let (requests, round_trips, elapsed) =
+                pipeline_batch(store, &ws, batch_id, size, offset, statuses).await?;
+            let naive = if size <= NAIVE_UP_TO && statuses.is_empty() {
+                Some(naive_batch(store, &naive_ws, batch_id, size, offset).await?)
+            } else {
+                None
+            };
+            println!(
+                "| {size} | {} | {state} | {requests} | {round_trips} | {:.1} ms | {} |",
+                input::senders_for(size),
+                ms(elapsed),
+                naive.map_or("n/a".to_owned(), |n| n.to_string())
+            );
+            rows.push(json!({
+                "messages": size, "senders": input::senders_for(size), "state": state,
+                "statuses": statuses.len(), "statements": requests, "round_trips": round_trips,
+                "batch_ms": ms(elapsed), "naive_statements": naive,
+            }));
+        }
+    }
+    Ok(Value::Array(rows))
+}
