@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use inboxflow_tests::faults::check::{group_lag, verify};
+use inboxflow_tests::faults::check::settle_and_verify;
 use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::services::RestartOnDrop;
@@ -74,19 +74,13 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
     sender.await?;
     let acknowledged = ledger.acknowledged();
 
-    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
-    poll::until("the processor to commit every record", WAIT, || async {
-        Ok((group_lag(group, topic).await? == 0).then_some(()))
-    })
-    .await?;
-    let figures = verify(
-        &env.session,
-        &env.cfg.cql.keyspace,
+    let figures = settle_and_verify(
+        &env,
+        "broker restart",
         scale.messages() as u64,
         &acknowledged,
     )
     .await?;
-    println!("{}", figures.line("broker restart"));
     println!(
         "[faults] broker restart: outage {:.1} s (stop to ready), {ok_while_down} 200s for \
          requests sent while the broker was down, {}; {:.1} s",

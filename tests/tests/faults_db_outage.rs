@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inboxflow_tests::faults::check::{committed, group_lag, verify};
+use inboxflow_tests::faults::check::{committed, settle_and_verify};
 use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::services::RestartOnDrop;
@@ -78,25 +78,13 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
 
     sender.await?;
     let acknowledged = ledger.acknowledged();
-    poll::until("the processor to drain its lag", WAIT, || async {
-        Ok((group_lag(group, topic).await? == 0).then_some(()))
-    })
-    .await?;
-    poll::until("the test's own CQL session to reconnect", WAIT, || async {
-        env.session
-            .query_unpaged("SELECT release_version FROM system.local", &[])
-            .await?;
-        Ok(Some(()))
-    })
-    .await?;
-    let figures = verify(
-        &env.session,
-        &env.cfg.cql.keyspace,
+    let figures = settle_and_verify(
+        &env,
+        "database outage",
         scale.messages() as u64,
         &acknowledged,
     )
     .await?;
-    println!("{}", figures.line("database outage"));
     println!(
         "[faults] database outage: {:.1} s down (stop to ready), {failures} failed attempts, \
          {batches_during} batches completed while down, {}; {:.1} s",

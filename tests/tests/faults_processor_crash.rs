@@ -15,13 +15,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inboxflow_tests::faults::check::{group_lag, verify};
+use inboxflow_tests::faults::check::settle_and_verify;
 use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::process::{ProcessorProcess, processor_binary};
 use inboxflow_tests::pipeline::spawn_ingress_for;
 use inboxflow_tests::processor::ProcessorEnv;
-use inboxflow_tests::{poll, unique_name};
+use inboxflow_tests::unique_name;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() -> anyhow::Result<()>
@@ -67,24 +67,16 @@ async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() 
     sender.await?;
     let acknowledged = ledger.acknowledged();
 
-    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
-    poll::until(
-        "the surviving processors to commit every record",
-        Duration::from_secs(180),
-        || async { Ok((group_lag(group, topic).await? == 0).then_some(())) },
+    let figures = settle_and_verify(
+        &env,
+        "processor kill -9",
+        scale.messages() as u64,
+        &acknowledged,
     )
     .await?;
     for p in &mut processors {
         p.ensure_running()?;
     }
-    let figures = verify(
-        &env.session,
-        &env.cfg.cql.keyspace,
-        scale.messages() as u64,
-        &acknowledged,
-    )
-    .await?;
-    println!("{}", figures.line("processor kill -9"));
     println!(
         "[faults] processor kill -9: {kills} kills, {}; {:.1} s",
         ledger.summary(),

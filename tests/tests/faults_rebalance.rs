@@ -8,11 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inboxflow_tests::faults::check::{group_lag, verify};
+use inboxflow_tests::faults::check::settle_and_verify;
 use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::pipeline::spawn_ingress_for;
-use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use processor::app::RunningProcessor;
 use processor::pipeline::Faults;
@@ -72,21 +71,13 @@ async fn processors_joining_and_leaving_repeatedly_leave_the_database_exact() ->
     sender.await?;
     let acknowledged = ledger.acknowledged();
 
-    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
-    poll::until(
-        "the remaining processors to commit every record",
-        Duration::from_secs(180),
-        || async { Ok((group_lag(group, topic).await? == 0).then_some(())) },
-    )
-    .await?;
-    let figures = verify(
-        &env.session,
-        &env.cfg.cql.keyspace,
+    let figures = settle_and_verify(
+        &env,
+        "rebalance storm",
         scale.messages() as u64,
         &acknowledged,
     )
     .await?;
-    println!("{}", figures.line("rebalance storm"));
     println!(
         "[faults] rebalance storm: {joins} joins, {graceful} graceful and {abrupt} abrupt \
          departures, {}; {:.1} s",

@@ -12,7 +12,8 @@ use scylla::client::session::Session;
 use scylla::value::CqlTimestamp;
 
 use super::load::{SentMessage, expected_conversations};
-use crate::kafka;
+use crate::processor::ProcessorEnv;
+use crate::{kafka, poll};
 
 /// The figures a scenario reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,6 +140,38 @@ type ConversationRow = (
     Option<CqlTimestamp>,
     Option<String>,
 );
+
+/// How long a scenario may take to drain after its fault.
+const SETTLE: Duration = Duration::from_secs(180);
+
+/// Ends a scenario: waits until the consumer group has committed every record
+/// of the webhook topic and the test's own CQL session answers (it may still
+/// be reconnecting after an outage), then compares the database with the
+/// acknowledged messages and prints the figures line.
+pub async fn settle_and_verify(
+    env: &ProcessorEnv,
+    scenario: &str,
+    sent: u64,
+    acknowledged: &[SentMessage],
+) -> anyhow::Result<Figures> {
+    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
+    poll::until(
+        "the consumer group to commit every record",
+        SETTLE,
+        || async { Ok((group_lag(group, topic).await? == 0).then_some(())) },
+    )
+    .await?;
+    poll::until("the test's own CQL session to answer", SETTLE, || async {
+        env.session
+            .query_unpaged("SELECT release_version FROM system.local", &[])
+            .await?;
+        Ok(Some(()))
+    })
+    .await?;
+    let figures = verify(&env.session, &env.cfg.cql.keyspace, sent, acknowledged).await?;
+    println!("{}", figures.line(scenario));
+    Ok(figures)
+}
 
 /// Reads every message and conversation row of `keyspace` and compares them
 /// with the acknowledged messages.
