@@ -262,6 +262,9 @@ pub async fn send_all(target: Target, load: Arc<Load>, ledger: Arc<Ledger>) {
         .await;
 }
 
+/// How long one request may take before the sender retries it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn send_one(target: &Target, webhook: &Webhook, ledger: &Ledger) {
     ledger
         .sent_messages
@@ -278,6 +281,8 @@ async fn send_one(target: &Target, webhook: &Webhook, ledger: &Ledger) {
             .header("content-type", "application/json")
             .header("x-hub-signature-256", &signature)
             .body(webhook.body.clone())
+            // A sender gives up on a silent request and retries, as Meta does.
+            .timeout(REQUEST_TIMEOUT)
             .send()
             .await;
         match sent.map(|r| r.status().as_u16()) {
