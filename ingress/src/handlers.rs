@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use shared::config::Secret;
 use shared::record::{META_EVENT, Source, now_ms};
 use shared::signing::SignatureError;
-use shared::webhook::routing_phone_number_ids;
+use shared::webhook::{is_meta_payload, routing_keys};
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::{Reply, Response};
 
@@ -75,10 +75,16 @@ pub async fn kapso(
         Ok(trust) => trust,
         Err(err) => return Ok(state.unauthorized(Source::Kapso, route, &err, body.len())),
     };
+    // Kapso's "meta" webhook kind forwards raw Meta payloads on this route.
+    let (source, event) = match is_meta_payload(&body) {
+        true => (Source::Meta, Some(META_EVENT.to_owned())),
+        // The signed body's own event name wins over the unsigned header.
+        false => (Source::Kapso, body_type(&body)),
+    };
     let envelope = Envelope {
-        source: Source::Kapso,
-        event: header_text(&headers, KAPSO_EVENT_HEADER)
-            .or_else(|| body_type(&body))
+        source,
+        event: event
+            .or_else(|| header_text(&headers, KAPSO_EVENT_HEADER))
             .unwrap_or_else(|| "unknown".to_owned()),
         idempotency_key: header_text(&headers, KAPSO_IDEMPOTENCY_HEADER)
             .unwrap_or_else(|| body_digest(&body)),
@@ -86,7 +92,7 @@ pub async fn kapso(
         content_type: content_type(&headers),
         trust: trust.clone(),
     };
-    let parsed = routing_phone_number_ids(Source::Kapso, &body);
+    let parsed = routing_keys(source, &body);
     let plan = routing::plan(parsed, &registry, &trust);
     Ok(state.store(route, &envelope, &body, plan).await)
 }
@@ -113,7 +119,7 @@ pub async fn meta(
         content_type: content_type(&headers),
         trust: trust.clone(),
     };
-    let parsed = routing_phone_number_ids(Source::Meta, &body);
+    let parsed = routing_keys(Source::Meta, &body);
     let plan = routing::plan(parsed, &state.registry.current(), &trust);
     Ok(state.store(route, &envelope, &body, plan).await)
 }
@@ -238,17 +244,21 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())
 }
 
-/// The body's top-level `type` (Kapso's event name when the header is absent).
+/// The body's top-level `type` (batches) or `event` (project events): the
+/// Kapso event name, signed, so it wins over the `X-Webhook-Event` header.
 fn body_type(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Typed {
         #[serde(rename = "type")]
-        kind: Option<String>,
+        kind: Option<serde_json::Value>,
+        event: Option<serde_json::Value>,
     }
     let typed: Typed = serde_json::from_slice(body).ok()?;
-    typed
-        .kind
-        .filter(|k| !k.is_empty() && k.len() <= MAX_COPIED_HEADER && k.is_ascii())
+    [typed.kind, typed.event]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .find(|k| !k.is_empty() && k.len() <= MAX_COPIED_HEADER && k.is_ascii())
 }
 
 fn json(status: StatusCode, body: &'static str) -> Response {
@@ -287,6 +297,10 @@ mod tests {
         );
         assert_eq!(body_type(b"not json"), None);
         assert_eq!(body_type(br#"{"type":7}"#), None);
+        assert_eq!(
+            body_type(br#"{"event":"workflow.execution.failed"}"#).as_deref(),
+            Some("workflow.execution.failed")
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! timeout around all of them is the second guard). The HTTP layer answers
 //! 200 on `Ok` and 503 otherwise, so a webhook is never acknowledged before
 //! it is durably stored. A record that times out here may still be delivered
-//! later; the sender's retry then makes a duplicate, which the idempotency-key
-//! header lets the processor recognise (at-least-once, never at-most-once).
+//! later; the sender's retry then makes a duplicate record, whose messages the
+//! processor recognises by their WhatsApp message ids (at-least-once, never
+//! at-most-once). The idempotency-key header is carried for operators and
+//! replay; the processor does not read it.
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +92,10 @@ impl Envelope {
             (record::PHONE_NUMBER_IDS_HEADER, &phone_ids),
             (SIGNED_BY_HEADER, &signed_by),
         ];
+        let account_ids = planned.business_account_ids.join(",");
+        if !account_ids.is_empty() {
+            pairs.push((record::BUSINESS_ACCOUNT_IDS_HEADER, &account_ids));
+        }
         if let Some(ws) = &planned.workspace_id {
             pairs.push((record::WORKSPACE_HEADER, ws));
         }
@@ -248,6 +254,7 @@ mod tests {
             key: "ws_a".into(),
             workspace_id: Some(Arc::from("ws_a")),
             phone_number_ids: vec!["1".into(), "2".into()],
+            business_account_ids: Vec::new(),
             reason: None,
             reason_kind: None,
         };

@@ -7,11 +7,17 @@
 //! [[workspace]]
 //! id = "ws_acme"
 //! phone_number_ids = ["123456789012345"]
+//! business_account_ids = ["102290129340398"]   # optional: Meta WABA ids
 //! kapso_secrets = ["..."]   # optional
 //! ```
 //!
+//! Meta's account-level webhooks (`account_update`, template and quality
+//! updates, `security`, ...) name no phone number, only the business account
+//! (`entry[].id`): `business_account_ids` routes them.
+//!
 //! Guarantees: a [`Registry`] is immutable and always valid (ids non-blank,
-//! no workspace listed twice, no phone number owned by two workspaces). The
+//! no workspace listed twice, no phone number or business account owned by two
+//! workspaces). The
 //! [`RegistryHandle`] swaps in a whole new registry at once, so a request sees
 //! either the old or the new mapping, never a mix; a file that fails to load
 //! leaves the current registry in place (see [`crate::reload`]).
@@ -51,6 +57,8 @@ struct WorkspaceEntry {
     #[serde(default)]
     phone_number_ids: Vec<String>,
     #[serde(default)]
+    business_account_ids: Vec<String>,
+    #[serde(default)]
     kapso_secrets: Vec<Secret>,
 }
 
@@ -58,6 +66,7 @@ struct WorkspaceEntry {
 #[derive(Debug, Default)]
 pub struct Registry {
     owners: HashMap<String, Arc<str>>,
+    account_owners: HashMap<String, Arc<str>>,
     kapso_secrets: HashMap<Arc<str>, Vec<Secret>>,
     workspaces: usize,
 }
@@ -67,6 +76,7 @@ impl Registry {
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
         let file: RegistryFile = toml::from_str(text)?;
         let mut owners = HashMap::new();
+        let mut account_owners = HashMap::new();
         let mut kapso_secrets = HashMap::new();
         let mut seen = HashSet::new();
         for entry in &file.workspace {
@@ -81,18 +91,13 @@ impl Registry {
                 return Err(invalid(format!("workspace {id} is listed twice")));
             }
             let id: Arc<str> = Arc::from(id);
-            for phone in &entry.phone_number_ids {
-                if phone.trim().is_empty() {
-                    return Err(invalid(format!(
-                        "workspace {id} has a blank phone_number_id"
-                    )));
-                }
-                if let Some(other) = owners.insert(phone.clone(), Arc::clone(&id)) {
-                    return Err(invalid(format!(
-                        "a phone_number_id is listed by both {other} and {id}"
-                    )));
-                }
-            }
+            claim(&mut owners, &entry.phone_number_ids, &id, "phone_number_id")?;
+            claim(
+                &mut account_owners,
+                &entry.business_account_ids,
+                &id,
+                "business_account_id",
+            )?;
             if entry
                 .kapso_secrets
                 .iter()
@@ -106,6 +111,7 @@ impl Registry {
         }
         Ok(Self {
             owners,
+            account_owners,
             kapso_secrets,
             workspaces: file.workspace.len(),
         })
@@ -125,6 +131,11 @@ impl Registry {
         self.owners.get(phone_number_id)
     }
 
+    /// The workspace owning a Meta business account, if any.
+    pub fn workspace_of_account(&self, business_account_id: &str) -> Option<&Arc<str>> {
+        self.account_owners.get(business_account_id)
+    }
+
     /// The workspace's own Kapso secrets (empty when it has none or is unknown).
     pub fn kapso_secrets(&self, workspace_id: &str) -> &[Secret] {
         self.kapso_secrets
@@ -142,6 +153,27 @@ impl Registry {
     pub fn phone_number_count(&self) -> usize {
         self.owners.len()
     }
+}
+
+/// Records `id` as the owner of each of `keys`, refusing blanks and keys
+/// another workspace owns.
+fn claim(
+    owners: &mut HashMap<String, Arc<str>>,
+    keys: &[String],
+    id: &Arc<str>,
+    what: &str,
+) -> Result<(), RegistryError> {
+    for key in keys {
+        if key.trim().is_empty() {
+            return Err(invalid(format!("workspace {id} has a blank {what}")));
+        }
+        if let Some(other) = owners.insert(key.clone(), Arc::clone(id)) {
+            return Err(invalid(format!(
+                "a {what} is listed by both {other} and {id}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(message: String) -> RegistryError {

@@ -5,15 +5,19 @@
 //! - at least one record is planned, so nothing verified is dropped;
 //! - a body we cannot parse goes to the dead-letter topic (key
 //!   [`DEAD_LETTER_KEY`]);
-//! - each workspace whose numbers the body mentions gets exactly one routed
-//!   record (key = workspace id) listing its numbers;
-//! - numbers without a workspace (or, for a delivery signed with one
-//!   workspace's own Kapso secret, numbers of another workspace) go to the
-//!   unrouted topic, one record per reason, keyed by those numbers.
+//! - each workspace whose numbers (or Meta business accounts) the body
+//!   mentions gets exactly one routed record (key = workspace id) listing
+//!   them;
+//! - a body that names neither, verified by a workspace's own Kapso secret
+//!   (a Kapso project event on `/webhooks/kapso/{workspace}`), is routed to
+//!   that workspace;
+//! - numbers and accounts without a workspace (or, for a delivery signed
+//!   with one workspace's own Kapso secret, those of another workspace) go to
+//!   the unrouted topic, one record per reason, keyed by them.
 
 use std::sync::Arc;
 
-use shared::webhook::ShapeError;
+use shared::webhook::{RoutingKeys, ShapeError};
 
 use crate::metrics::TopicKind;
 use crate::registry::Registry;
@@ -27,6 +31,7 @@ pub const REASON_UNKNOWN_PHONE: &str = "unknown phone_number_id";
 pub const REASON_FOREIGN_PHONE: &str =
     "phone_number_id belongs to another workspace than the signing secret";
 pub const REASON_NO_PHONE: &str = "no phone_number_id in body";
+pub const REASON_UNKNOWN_ACCOUNT: &str = "unknown business account id";
 
 pub use shared::record::SIGNED_BY_HEADER;
 
@@ -67,6 +72,8 @@ pub struct PlannedRecord {
     pub workspace_id: Option<Arc<str>>,
     /// The body's phone_number_ids this record is about (empty on dead letters).
     pub phone_number_ids: Vec<String>,
+    /// The body's Meta business account ids this record is about.
+    pub business_account_ids: Vec<String>,
     /// Why the record is unrouted or dead-lettered (the reason header).
     pub reason: Option<String>,
     /// The same, as a fixed name that is safe in logs and labels.
@@ -75,65 +82,94 @@ pub struct PlannedRecord {
 
 /// Plans the records for a body, given what the parser found in it.
 pub fn plan(
-    parsed: Result<Vec<String>, ShapeError>,
+    parsed: Result<RoutingKeys, ShapeError>,
     registry: &Registry,
     trust: &Trust,
 ) -> Vec<PlannedRecord> {
-    let ids = match parsed {
-        Ok(ids) => ids,
-        Err(err) => {
-            return vec![PlannedRecord {
-                kind: TopicKind::DeadLetter,
-                key: DEAD_LETTER_KEY.to_owned(),
-                workspace_id: None,
-                phone_number_ids: Vec::new(),
-                reason_kind: Some(match err {
-                    ShapeError::NotJson(_) => "not_json",
-                    ShapeError::UnexpectedShape { .. } => "unexpected_shape",
-                }),
-                reason: Some(err.to_string()),
-            }];
-        }
+    let keys = match parsed {
+        Ok(keys) => keys,
+        Err(err) => return vec![dead_letter(&err)],
     };
-    if ids.is_empty() {
-        return vec![unrouted(NO_PHONE_KEY.to_owned(), Vec::new(), NO_PHONE)];
+    if keys.is_empty() {
+        return vec![match trust {
+            Trust::Workspace(ws) => routed(Arc::clone(ws)),
+            Trust::Global => unrouted(NO_PHONE_KEY.to_owned(), Vec::new(), NO_PHONE),
+        }];
     }
-    let mut routed: Vec<(Arc<str>, Vec<String>)> = Vec::new();
+    let mut records: Vec<PlannedRecord> = Vec::new();
     let mut unknown = Vec::new();
     let mut foreign = Vec::new();
-    for id in ids {
-        match (registry.workspace_of(&id), trust) {
+    let mut unknown_accounts = Vec::new();
+    let phones = keys.phone_number_ids.into_iter().map(|id| (id, false));
+    let accounts = keys.business_account_ids.into_iter().map(|id| (id, true));
+    for (id, is_account) in phones.chain(accounts) {
+        let owner = match is_account {
+            false => registry.workspace_of(&id),
+            true => registry.workspace_of_account(&id),
+        };
+        match (owner, trust) {
+            (None, _) if is_account => unknown_accounts.push(id),
             (None, _) => unknown.push(id),
             (Some(owner), Trust::Workspace(signer)) if owner != signer => foreign.push(id),
-            (Some(owner), _) => match routed.iter_mut().find(|(ws, _)| ws == owner) {
-                Some((_, numbers)) => numbers.push(id),
-                None => routed.push((Arc::clone(owner), vec![id])),
-            },
+            (Some(owner), _) => {
+                let record = match records.iter_mut().position(|r| r.key == **owner) {
+                    Some(i) => &mut records[i],
+                    None => {
+                        records.push(routed(Arc::clone(owner)));
+                        records.last_mut().expect("just pushed")
+                    }
+                };
+                match is_account {
+                    false => record.phone_number_ids.push(id),
+                    true => record.business_account_ids.push(id),
+                }
+            }
         }
     }
-    let mut records: Vec<PlannedRecord> = routed
-        .into_iter()
-        .map(|(ws, numbers)| PlannedRecord {
-            kind: TopicKind::Routed,
-            key: ws.to_string(),
-            workspace_id: Some(ws),
-            phone_number_ids: numbers,
-            reason: None,
-            reason_kind: None,
-        })
-        .collect();
-    for (numbers, reason) in [(unknown, UNKNOWN_PHONE), (foreign, FOREIGN_PHONE)] {
-        if !numbers.is_empty() {
-            records.push(unrouted(numbers.join(","), numbers, reason));
+    for (ids, reason) in [
+        (unknown, UNKNOWN_PHONE),
+        (foreign, FOREIGN_PHONE),
+        (unknown_accounts, UNKNOWN_ACCOUNT),
+    ] {
+        if !ids.is_empty() {
+            records.push(unrouted(ids.join(","), ids, reason));
         }
     }
     records
+}
+
+fn routed(ws: Arc<str>) -> PlannedRecord {
+    PlannedRecord {
+        kind: TopicKind::Routed,
+        key: ws.to_string(),
+        workspace_id: Some(ws),
+        phone_number_ids: Vec::new(),
+        business_account_ids: Vec::new(),
+        reason: None,
+        reason_kind: None,
+    }
+}
+
+fn dead_letter(err: &ShapeError) -> PlannedRecord {
+    PlannedRecord {
+        kind: TopicKind::DeadLetter,
+        key: DEAD_LETTER_KEY.to_owned(),
+        workspace_id: None,
+        phone_number_ids: Vec::new(),
+        business_account_ids: Vec::new(),
+        reason_kind: Some(match err {
+            ShapeError::NotJson(_) => "not_json",
+            ShapeError::UnexpectedShape { .. } => "unexpected_shape",
+        }),
+        reason: Some(err.to_string()),
+    }
 }
 
 /// (fixed name, header text) of each unrouted reason.
 const UNKNOWN_PHONE: (&str, &str) = ("unknown_phone_number_id", REASON_UNKNOWN_PHONE);
 const FOREIGN_PHONE: (&str, &str) = ("foreign_phone_number_id", REASON_FOREIGN_PHONE);
 const NO_PHONE: (&str, &str) = ("no_phone_number_id", REASON_NO_PHONE);
+const UNKNOWN_ACCOUNT: (&str, &str) = ("unknown_business_account_id", REASON_UNKNOWN_ACCOUNT);
 
 fn unrouted(
     key: String,
@@ -145,6 +181,7 @@ fn unrouted(
         key,
         workspace_id: None,
         phone_number_ids: numbers,
+        business_account_ids: Vec::new(),
         reason: Some(text.to_owned()),
         reason_kind: Some(kind),
     }
@@ -162,8 +199,11 @@ mod tests {
         .expect("valid")
     }
 
-    fn ids(list: &[&str]) -> Result<Vec<String>, ShapeError> {
-        Ok(list.iter().map(|s| (*s).to_owned()).collect())
+    fn ids(list: &[&str]) -> Result<RoutingKeys, ShapeError> {
+        Ok(RoutingKeys {
+            phone_number_ids: list.iter().map(|s| (*s).to_owned()).collect(),
+            business_account_ids: Vec::new(),
+        })
     }
 
     fn summary(records: &[PlannedRecord]) -> Vec<(TopicKind, String, Vec<String>)> {
@@ -258,6 +298,36 @@ mod tests {
                 .is_some_and(|r| r.contains("not valid JSON"))
         );
         assert_eq!(records[0].reason_kind, Some("not_json"));
+    }
+
+    #[test]
+    fn an_account_level_change_is_routed_by_its_business_account() {
+        let registry =
+            Registry::parse("[[workspace]]\nid = \"ws_a\"\nbusiness_account_ids = [\"waba1\"]\n")
+                .expect("valid");
+        let keys = |accounts: &[&str]| {
+            Ok(RoutingKeys {
+                phone_number_ids: Vec::new(),
+                business_account_ids: accounts.iter().map(|s| (*s).to_owned()).collect(),
+            })
+        };
+        let records = plan(keys(&["waba1"]), &registry, &Trust::Global);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].kind, TopicKind::Routed);
+        assert_eq!(records[0].business_account_ids, ["waba1"]);
+        let records = plan(keys(&["waba9"]), &registry, &Trust::Global);
+        assert_eq!(records[0].kind, TopicKind::Unrouted);
+        assert_eq!(records[0].reason_kind, Some("unknown_business_account_id"));
+    }
+
+    #[test]
+    fn a_project_event_signed_by_a_workspace_secret_goes_to_that_workspace() {
+        let trust = Trust::Workspace(Arc::from("ws_b"));
+        let records = plan(ids(&[]), &registry(), &trust);
+        assert_eq!(
+            summary(&records),
+            [(TopicKind::Routed, "ws_b".into(), vec![])]
+        );
     }
 
     #[test]

@@ -69,7 +69,11 @@ impl RunningProcessor {
             Store::connect(&cfg.cql)
         }))
         .await?;
-        let dead_letters = DeadLetters::new(&cfg.kafka.brokers, &cfg.kafka.dead_letter_topic)?;
+        let dead_letters = DeadLetters::new(
+            &cfg.kafka.brokers,
+            &cfg.kafka.dead_letter_topic,
+            cfg.consumer.max_record_bytes,
+        )?;
         let group = consumer::subscribe(&cfg, &metrics)?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");

@@ -55,6 +55,9 @@ pub struct ConsumerConfig {
     /// librdkafka session timeout; a processor silent for longer leaves the group.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// The largest record the dead-letter producer writes: at least the
+    /// largest record the ingress writes (its `max_body_bytes` + 64 KiB).
+    pub max_record_bytes: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -66,6 +69,7 @@ impl Default for ConsumerConfig {
             workspace_concurrency: 16,
             auto_offset_reset: "earliest".into(),
             session_timeout: Duration::from_secs(10),
+            max_record_bytes: 4 * 1024 * 1024 + 64 * 1024,
         }
     }
 }
@@ -150,6 +154,11 @@ impl ProcessorConfig {
             return Err(invalid("consumer.workspace_concurrency must be at least 1"));
         }
         require_positive_duration("consumer.max_wait", self.consumer.max_wait)?;
+        if !(1024..=1_000_000_000).contains(&self.consumer.max_record_bytes) {
+            return Err(invalid(
+                "consumer.max_record_bytes must be between 1024 and 1000000000",
+            ));
+        }
         if !matches!(
             self.consumer.auto_offset_reset.as_str(),
             "earliest" | "latest"

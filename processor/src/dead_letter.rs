@@ -3,11 +3,18 @@
 //! Guarantee: [`DeadLetters::send`] returns only once Kafka has acknowledged
 //! the copy; the consumer commits past a poison record only after that. The
 //! copy keeps the original key, value and headers, and adds the reason and
-//! the source topic, partition and offset.
+//! the source topic, partition and offset. The producer accepts records as
+//! large as the ingress writes (`consumer.max_record_bytes`). Should the
+//! broker still refuse the copy as too large (a dead-letter topic with a
+//! smaller `max.message.bytes`), a copy without the value is written instead,
+//! marked [`record::DLQ_VALUE_OMITTED_HEADER`]: its headers name the source
+//! record, which stays in the source topic for its retention. Either way the
+//! poison never blocks the partition.
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared::record;
@@ -28,9 +35,10 @@ impl std::fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+    pub fn new(brokers: &str, topic: &str, max_record_bytes: usize) -> anyhow::Result<Self> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
+            .set("message.max.bytes", max_record_bytes.to_string())
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
@@ -43,45 +51,76 @@ impl DeadLetters {
 
     /// Writes a copy of `message` with the reason; waits for the ack.
     pub async fn send(&self, message: &OwnedMessage, reason: &str) -> anyhow::Result<()> {
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for h in original.iter() {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
+        match self.write(message, reason, true).await {
+            Err(e) if is_too_large(&e) => {
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "dead-letter copy too large for the topic; writing it without its value"
+                );
+                self.write(message, reason, false).await
             }
+            other => other,
         }
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
-        headers = headers
-            .insert(Header {
-                key: record::REASON_HEADER,
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: record::DLQ_SOURCE_TOPIC_HEADER,
-                value: Some(message.topic()),
-            })
-            .insert(Header {
-                key: record::DLQ_SOURCE_PARTITION_HEADER,
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: record::DLQ_SOURCE_OFFSET_HEADER,
-                value: Some(&offset),
-            });
+        .map_err(|e| anyhow::anyhow!("writing to dead-letter topic {}: {e}", self.topic))
+    }
+
+    async fn write(
+        &self,
+        message: &OwnedMessage,
+        reason: &str,
+        with_value: bool,
+    ) -> Result<(), KafkaError> {
+        let headers = copy_headers(message, reason, with_value);
         let mut out = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers);
         if let Some(key) = message.key() {
             out = out.key(key);
         }
-        if let Some(payload) = message.payload() {
+        if let Some(payload) = message.payload().filter(|_| with_value) {
             out = out.payload(payload);
         }
         self.producer
             .send(out, Duration::from_secs(10))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| anyhow::anyhow!("writing to dead-letter topic {}: {e}", self.topic))
+            .map_err(|(e, _)| e)
     }
+}
+
+fn is_too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+/// The original headers plus the reason and the source coordinates.
+fn copy_headers(message: &OwnedMessage, reason: &str, with_value: bool) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for h in original.iter() {
+            headers = headers.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    let mut pairs = vec![
+        (record::REASON_HEADER, reason),
+        (record::DLQ_SOURCE_TOPIC_HEADER, message.topic()),
+        (record::DLQ_SOURCE_PARTITION_HEADER, partition.as_str()),
+        (record::DLQ_SOURCE_OFFSET_HEADER, offset.as_str()),
+    ];
+    if !with_value {
+        pairs.push((record::DLQ_VALUE_OMITTED_HEADER, "too_large"));
+    }
+    for (key, value) in pairs {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    headers
 }

@@ -3,9 +3,12 @@
 //! Guarantee: [`decode`] never panics and never drops a record silently. It
 //! returns either the events of the record or a [`Poison`] naming why the
 //! record cannot be processed; poison records go to the dead-letter topic.
+//! A record holding a message that names no customer at all (no phone, no
+//! user id, no group) is poison (`unattributable_message`): storing the rest
+//! of it would lose that message without a trace.
 
 use shared::record::{self, Source};
-use shared::webhook::{self, Event};
+use shared::webhook::{self, Event, Scope};
 
 /// The parts of a Kafka record the processor reads.
 #[derive(Debug, Clone, Copy)]
@@ -72,19 +75,34 @@ pub fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
     let body = raw
         .value
         .ok_or_else(|| poison("value", "record has no value"))?;
-    let only: Vec<String> = header(raw, record::PHONE_NUMBER_IDS_HEADER)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let list = |name: &str| -> Vec<String> {
+        header(raw, name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let received_at_ms: Option<i64> =
+        header(raw, record::RECEIVED_AT_HEADER).and_then(|v| v.parse().ok());
+    let scope = Scope {
+        phone_number_ids: list(record::PHONE_NUMBER_IDS_HEADER),
+        business_account_ids: list(record::BUSINESS_ACCOUNT_IDS_HEADER),
+        fallback_timestamp: received_at_ms.map(|ms| ms.div_euclid(1000)),
+    };
     let event_type = header(raw, record::EVENT_HEADER);
-    let events = webhook::normalize(source, event_type, body, &only)
+    let events = webhook::normalize_in(source, event_type, body, &scope)
         .map_err(|e| poison("shape", e.to_string()))?;
-    let received_at_ms = header(raw, record::RECEIVED_AT_HEADER).and_then(|v| v.parse().ok());
+    let unattributable = |e: &Event| matches!(e, Event::Message(m) if !m.contact().is_known() && m.group_id.is_none());
+    if let Some(n) = events.iter().position(unattributable) {
+        return Err(poison(
+            "unattributable_message",
+            format!("event {n} is a message that names no customer (no phone, user id or group)"),
+        ));
+    }
     Ok(DecodedRecord {
         workspace_id,
         partition: raw.partition,
@@ -148,6 +166,29 @@ mod tests {
                 .kind,
             "shape"
         );
+    }
+
+    #[test]
+    fn a_message_naming_no_customer_is_poison_not_a_silent_skip() {
+        let h = headers("kapso");
+        let body = br#"{"phone_number_id": "pn", "message": {"id": "wamid.1",
+            "timestamp": "1700000000", "type": "text", "text": {"body": "hi"},
+            "kapso": {"direction": "inbound"}}}"#;
+        let err = decode(&raw(&h, Some(b"ws"), body)).expect_err("poison");
+        assert_eq!(err.kind, "unattributable_message");
+    }
+
+    #[test]
+    fn a_message_without_timestamp_takes_the_receive_time() {
+        let h = headers("kapso");
+        let body =
+            br#"{"phone_number_id": "pn", "message": {"id": "wamid.1", "from": "15551234567",
+            "type": "text", "text": {"body": "hi"}, "kapso": {"direction": "inbound"}}}"#;
+        let decoded = decode(&raw(&h, Some(b"ws"), body)).expect("decoded");
+        let [Event::Message(m)] = decoded.events.as_slice() else {
+            panic!("{:?}", decoded.events)
+        };
+        assert_eq!(m.timestamp, 1_700_000_000);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub contacts_created: IntCounter,
     pub conversations_created: IntCounter,
     pub statuses_applied: IntCounter,
+    pub amendments_applied: IntCounter,
+    pub reactions_written: IntCounter,
+    pub account_events_stored: IntCounter,
     pub dead_lettered: IntCounterVec,
     pub events_skipped: IntCounterVec,
     pub batches: IntCounter,
@@ -105,7 +108,16 @@ impl Metrics {
             )?,
             statuses_applied: counter(
                 "statuses_applied_total",
-                "Messages whose delivery status advanced.",
+                "Delivery statuses written (an advance, or a redelivered equal status).",
+            )?,
+            amendments_applied: counter(
+                "amendments_applied_total",
+                "Messages edited or revoked by their sender.",
+            )?,
+            reactions_written: counter("reactions_written_total", "Reactions set or removed.")?,
+            account_events_stored: counter(
+                "account_events_stored_total",
+                "Account-level (Meta) and project-level (Kapso) events stored.",
             )?,
             dead_lettered: counter_vec(
                 "dead_lettered_total",
@@ -114,7 +126,7 @@ impl Metrics {
             )?,
             events_skipped: counter_vec(
                 "events_skipped_total",
-                "Events counted and skipped (unknown or incomplete).",
+                "Valid events ignored (not stored), by kind: unmodelled fields and types, malformed items.",
                 "kind",
             )?,
             batches: counter("batches_total", "Micro-batches committed.")?,

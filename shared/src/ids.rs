@@ -31,6 +31,30 @@ pub fn conversation_id(workspace_id: &str, phone_number_id: &str, contact_id: Uu
     Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
+/// A contact first seen by a business-scoped user id (or another non-phone
+/// handle): UUIDv5 of workspace + user id.
+pub fn user_contact_id(workspace_id: &str, user_id: &str) -> Uuid {
+    let name = format!("contact-user\u{1f}{workspace_id}\u{1f}{user_id}");
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// A group conversation's id: UUIDv5 of workspace + business number + group id.
+pub fn group_conversation_id(workspace_id: &str, phone_number_id: &str, group_id: &str) -> Uuid {
+    let name = format!("group\u{1f}{workspace_id}\u{1f}{phone_number_id}\u{1f}{group_id}");
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// An account event's id: UUIDv5 of everything that makes it one event, so a
+/// redelivered event rewrites the same row.
+pub fn account_event_id(workspace_id: &str, parts: &[&str]) -> Uuid {
+    let mut name = format!("account-event\u{1f}{workspace_id}");
+    for part in parts {
+        name.push('\u{1f}');
+        name.push_str(part);
+    }
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +76,20 @@ mod tests {
         assert_ne!(
             conversation_id("ws1", "pn1", c),
             conversation_id("ws1", "pn2", c)
+        );
+    }
+
+    #[test]
+    fn user_and_group_ids_never_collide_with_phone_ids() {
+        assert_ne!(contact_id("ws1", "123"), user_contact_id("ws1", "123"));
+        let c = contact_id("ws1", "123");
+        assert_ne!(
+            conversation_id("ws1", "pn", c),
+            group_conversation_id("ws1", "pn", "123")
+        );
+        assert_eq!(
+            user_contact_id("ws1", "US.1"),
+            user_contact_id("ws1", "US.1")
         );
     }
 

@@ -17,6 +17,9 @@ pub const WORKSPACE_HEADER: &str = "inboxflow-workspace-id";
 /// mentions. A Meta body spanning several workspaces is written once per
 /// workspace; the processor handles only the entries of these numbers.
 pub const PHONE_NUMBER_IDS_HEADER: &str = "inboxflow-phone-number-ids";
+/// Comma-separated Meta business account ids (`entry[].id`) of this workspace
+/// whose account-level changes the body carries; absent when there are none.
+pub const BUSINESS_ACCOUNT_IDS_HEADER: &str = "inboxflow-business-account-ids";
 /// Milliseconds since the Unix epoch at which the ingress received the body.
 pub const RECEIVED_AT_HEADER: &str = "inboxflow-received-at-ms";
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
@@ -34,6 +37,9 @@ pub const REASON_HEADER: &str = "inboxflow-reason";
 pub const DLQ_SOURCE_TOPIC_HEADER: &str = "inboxflow-dlq-source-topic";
 pub const DLQ_SOURCE_PARTITION_HEADER: &str = "inboxflow-dlq-source-partition";
 pub const DLQ_SOURCE_OFFSET_HEADER: &str = "inboxflow-dlq-source-offset";
+/// On a dead-letter copy the topic refused as too large: `too_large`; the
+/// copy has no value, and the source coordinates name the original.
+pub const DLQ_VALUE_OMITTED_HEADER: &str = "inboxflow-dlq-value-omitted";
 
 /// Who sent the webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

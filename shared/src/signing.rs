@@ -44,19 +44,21 @@ fn mac(key: &[u8], body: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-/// Verifies a Kapso header (bare hex, either case). A `sha256=` prefix is malformed.
+/// Verifies a Kapso header: hex, either case, with an optional `sha256=`
+/// prefix (Kapso documents bare hex; its own receivers strip the prefix).
 pub fn verify_kapso(
     header: Option<&str>,
     body: &[u8],
     secrets: &[&Secret],
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
-    if header.contains('=') {
+    let hex_part = header.strip_prefix("sha256=").unwrap_or(header);
+    if hex_part.contains('=') {
         return Err(SignatureError::Malformed(
-            "Kapso signatures carry no prefix",
+            "Kapso signatures carry no prefix other than sha256=",
         ));
     }
-    verify_hex(header, body, secrets)
+    verify_hex(hex_part, body, secrets)
 }
 
 /// Verifies a Meta header of the form `sha256=<hex>`.
@@ -110,13 +112,31 @@ mod tests {
     }
 
     #[test]
-    fn kapso_rejects_prefix_wrong_secret_short_and_missing() {
+    fn kapso_accepts_an_optional_sha256_prefix_and_no_other() {
         let s = Secret::new("k1");
         let sig = kapso_signature("k1", BODY);
-        assert!(matches!(
+        assert_eq!(
             verify_kapso(Some(&format!("sha256={sig}")), BODY, &[&s]),
+            Ok(())
+        );
+        assert!(matches!(
+            verify_kapso(Some(&format!("sha1={sig}")), BODY, &[&s]),
             Err(SignatureError::Malformed(_))
         ));
+        assert_eq!(
+            verify_kapso(
+                Some(&format!("sha256={}", kapso_signature("x", BODY))),
+                BODY,
+                &[&s]
+            ),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn kapso_rejects_wrong_secret_short_and_missing() {
+        let s = Secret::new("k1");
+        let sig = kapso_signature("k1", BODY);
         assert_eq!(
             verify_kapso(Some(&kapso_signature("other", BODY)), BODY, &[&s]),
             Err(SignatureError::Mismatch)

@@ -150,6 +150,27 @@ fn a_failed_kapso_event_carries_the_errors_as_json_text() {
 }
 
 #[test]
+fn the_unsigned_event_header_cannot_turn_a_delivered_message_into_a_failed_one() {
+    let forged = kapso(("whatsapp.message.failed", DELIVERED.1));
+    assert_eq!(forged, kapso(DELIVERED));
+    assert_eq!(status(&forged[1]).status, Ds::Delivered);
+}
+
+#[test]
+fn a_kapso_v1_payload_is_refused_with_a_reason_naming_the_fix() {
+    let v1 = r#"{"whatsapp_config": {"phone_number_id": "1"}, "message": {"id": "m"}}"#;
+    let err = normalize(
+        Source::Kapso,
+        Some("whatsapp.message.received"),
+        v1.as_bytes(),
+        &[],
+    )
+    .expect_err("v1 is not parsed");
+    assert!(err.to_string().contains("payload_version"), "{err}");
+    assert!(ids(Source::Kapso, v1.as_bytes()).is_err());
+}
+
+#[test]
 fn kapso_conversation_events_carry_state_contact_and_event_time() {
     let created = kapso(CREATED);
     let c = conversation(&created[0]);
@@ -270,10 +291,17 @@ fn kapso_contact_phones_are_digits_and_missing_from_or_name_is_not_an_error() {
 #[test]
 fn unknown_kapso_event_types_become_low_cardinality_unknown_events() {
     let odd = "whatsapp.message.\u{202e}exploded".repeat(50);
-    assert_eq!(kind(&kapso((&odd, RECEIVED.1))[0]), "other");
+    // The signed message says what it is; the unsigned header cannot change it.
+    assert_eq!(kapso((&odd, RECEIVED.1)), kapso(RECEIVED));
+    let conversation = r#"{"conversation": {"id": "c", "created_at": "2025-10-28T13:40:00Z"}, "phone_number_id": "1"}"#;
+    assert_eq!(kind(&kapso((&odd, conversation))[0]), "other");
     let project = json!({"phone_number_id": PN, "project": {"id": "p1"}}).to_string();
     let events = kapso(("whatsapp.phone_number.created", &project));
-    assert_eq!(kind(&events[0]), "whatsapp.phone_number.created");
+    assert!(
+        matches!(&events[0], Event::Account(a) if a.field == "whatsapp.phone_number.created"
+            && a.account_id.as_deref() == Some("p1")),
+        "{events:?}"
+    );
     assert!(normalize(Source::Kapso, Some(&odd), project.as_bytes(), &[]).is_err());
     let conversation_only = r#"{"conversation": {"id": "c"}, "phone_number_id": "1"}"#;
     let events = kapso_as(None, conversation_only);
@@ -353,8 +381,8 @@ fn a_meta_body_with_three_senders_names_each_sender_and_maps_every_status() {
             .is_some_and(|e| e.contains("131026"))
     );
     assert_eq!(status(&events[3]).errors, None);
-    // `played` is not a delivery status we store.
-    assert_eq!(kind(&events[6]), "status");
+    // `played` (a voice message was played) follows `read`.
+    assert_eq!(status(&events[6]).status, Ds::Played);
 }
 
 #[test]
@@ -374,7 +402,8 @@ fn a_multi_number_meta_body_is_split_by_the_only_filter() {
     assert_eq!(m.contact_name.as_deref(), Some("Ben"));
     let all = meta(META_MULTI_NUMBER, &[]);
     let kinds: Vec<&str> = all.iter().map(kind).collect();
-    assert_eq!(kinds, ["event", "event", "event", "account_update"]);
+    assert_eq!(kinds, ["event", "event", "event", "event"]);
+    assert!(matches!(&all[3], Event::Account(a) if a.field == "account_update"));
     assert!(meta(META_MULTI_NUMBER, &["999"]).is_empty());
 }
 
@@ -383,8 +412,8 @@ fn meta_items_that_are_malformed_are_skipped_one_by_one() {
     let events = meta(META_MALFORMED, &[]);
     let kinds: Vec<&str> = events.iter().map(kind).collect();
     let expected = "malformed_message malformed_message malformed_message malformed_message
-        malformed_message unknown_message_type event event group_message malformed_message
-        malformed_status malformed_status malformed_status other malformed_change
+        malformed_message unknown_message_type event event event malformed_message
+        malformed_status malformed_status malformed_status malformed_change malformed_change
         messages_without_items";
     assert_eq!(kinds, words(expected));
     // No contact matches the sender, and there are two.

@@ -145,11 +145,13 @@ fn to_read_record(m: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
     }
 }
 
-/// A plain producer for tests that write records directly.
+/// A plain producer for tests that write records directly; it takes records
+/// up to the local broker's limit (5 MiB), as the ingress does.
 pub fn producer() -> anyhow::Result<FutureProducer> {
     require_kafka()?;
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "5242880")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()?)

@@ -268,3 +268,35 @@ async fn a_body_at_the_4_mib_limit_is_stored_whole() -> anyhow::Result<()> {
     assert!(records[0].value == body, "stored byte-identical");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_kapso_signature_with_a_sha256_prefix_is_accepted() -> anyhow::Result<()> {
+    let app = spawn_ingress(TEST_REGISTRY).await?;
+    let body = kapso_message_body(ACME_PHONE, "prefixed");
+    let signature = format!("sha256={}", kapso_signature(KAPSO_SECRET, &body));
+    let res = app
+        .kapso_request_with_signature("/webhooks/kapso", &body, &signature)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.read(&app.topics.routed, 1).await?[0].value, body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_raw_meta_payload_on_the_kapso_route_is_stored_as_a_meta_record() -> anyhow::Result<()> {
+    let app = spawn_ingress(TEST_REGISTRY).await?;
+    // Kapso's "meta" webhook kind forwards Meta's payload as is.
+    let body = meta_body(&[ACME_PHONE]);
+    let res = app
+        .kapso_request("/webhooks/kapso", &body, KAPSO_SECRET)
+        .header("x-webhook-event", "whatsapp.message.received")
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let records = app.read(&app.topics.routed, 1).await?;
+    assert_eq!(records[0].key.as_deref(), Some("ws_acme"));
+    assert_eq!(records[0].headers[record::SOURCE_HEADER], "meta");
+    assert_eq!(records[0].headers[record::EVENT_HEADER], META_EVENT);
+    Ok(())
+}

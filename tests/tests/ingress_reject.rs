@@ -49,7 +49,14 @@ async fn bad_signatures_get_401_and_write_nothing() -> anyhow::Result<()> {
             Some(kapso_signature("not-our-secret", &body)),
         ),
         ("truncated", Some(good[..40].to_owned())),
-        ("sha256= prefix", Some(format!("sha256={good}"))),
+        ("sha1= prefix", Some(format!("sha1={good}"))),
+        (
+            "sha256= prefix, wrong secret",
+            Some(format!(
+                "sha256={}",
+                kapso_signature("not-our-secret", &body)
+            )),
+        ),
         ("not hex", Some("zz".repeat(32))),
         ("missing", None),
     ];
@@ -97,7 +104,7 @@ async fn bad_signatures_get_401_and_write_nothing() -> anyhow::Result<()> {
             ),
         )
     };
-    assert_eq!(failures("kapso", "mismatch"), Some(1.0));
+    assert_eq!(failures("kapso", "mismatch"), Some(2.0));
     assert_eq!(failures("kapso", "malformed"), Some(3.0));
     assert_eq!(failures("kapso", "missing"), Some(1.0));
     assert_eq!(failures("meta", "malformed"), Some(1.0));

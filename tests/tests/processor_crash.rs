@@ -72,6 +72,7 @@ async fn run(fail_after: Option<Step>) -> anyhow::Result<Vec<String>> {
         let crashing = env
             .start(Faults {
                 fail_after: Some(step),
+                ..Faults::default()
             })
             .await?;
         let result = tokio::time::timeout(WAIT, crashing.join()).await?;

@@ -4,7 +4,7 @@
 
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use shared::record::{self, Source};
-use shared::webhook::routing_phone_number_ids;
+use shared::webhook::{RoutingKeys, routing_keys};
 
 use super::REPLAYED_FROM_HEADER;
 use crate::metrics::TopicKind;
@@ -15,6 +15,7 @@ use crate::routing::{self, PlannedRecord, SIGNED_BY_HEADER, Trust};
 const DROPPED_HEADERS: &[&str] = &[
     record::WORKSPACE_HEADER,
     record::PHONE_NUMBER_IDS_HEADER,
+    record::BUSINESS_ACCOUNT_IDS_HEADER,
     record::REASON_HEADER,
     record::DLQ_SOURCE_TOPIC_HEADER,
     record::DLQ_SOURCE_PARTITION_HEADER,
@@ -65,19 +66,29 @@ pub(super) fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
     let Some(body) = message.payload() else {
         return refuse("record has no value");
     };
-    let listed: Vec<&str> = header(record::PHONE_NUMBER_IDS_HEADER)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let parsed = routing_phone_number_ids(source, body).map(|ids| {
+    let list = |name: &str| -> Vec<String> {
+        header(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let listed = RoutingKeys {
+        phone_number_ids: list(record::PHONE_NUMBER_IDS_HEADER),
+        business_account_ids: list(record::BUSINESS_ACCOUNT_IDS_HEADER),
+    };
+    let parsed = routing_keys(source, body).map(|keys| {
         if listed.is_empty() {
-            ids
-        } else {
-            ids.into_iter()
-                .filter(|id| listed.contains(&id.as_str()))
-                .collect()
+            return keys;
+        }
+        let keep = |ids: Vec<String>, listed: &[String]| -> Vec<String> {
+            ids.into_iter().filter(|id| listed.contains(id)).collect()
+        };
+        RoutingKeys {
+            phone_number_ids: keep(keys.phone_number_ids, &listed.phone_number_ids),
+            business_account_ids: keep(keys.business_account_ids, &listed.business_account_ids),
         }
     });
     let plan = routing::plan(parsed, registry, &trust);
@@ -112,6 +123,13 @@ pub(super) fn replay_headers(
         }
     }
     let phone_ids = planned.phone_number_ids.join(",");
+    let account_ids = planned.business_account_ids.join(",");
+    if !account_ids.is_empty() {
+        headers = headers.insert(Header {
+            key: record::BUSINESS_ACCOUNT_IDS_HEADER,
+            value: Some(account_ids.as_bytes()),
+        });
+    }
     if let Some(ws) = &planned.workspace_id {
         headers = headers.insert(Header {
             key: record::WORKSPACE_HEADER,

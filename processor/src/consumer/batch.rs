@@ -3,11 +3,16 @@
 //!
 //! Guarantee: [`BatchProcessor::process`] returns `Ok` only when every record
 //! of the batch is either stored or acknowledged by the dead-letter topic;
-//! only then may the caller commit. On a database failure it waits with
-//! capped exponential backoff and runs the whole batch again (every write is
-//! idempotent), for as long as it takes.
+//! only then may the caller commit. On a transient database failure it waits
+//! with capped exponential backoff and runs the whole batch again (every
+//! write is idempotent), for as long as it takes. On a permanent one (see
+//! [`StoreError::is_permanent`]) it splits each workspace's records in
+//! halves, in offset order, until the records the database refuses are
+//! alone; those are dead-lettered (reason [`PERMANENT_DB_ERROR`], with the
+//! error and their source coordinates) and the rest are stored. One bad
+//! record therefore never holds back the others, nor is it retried forever.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -20,6 +25,9 @@ use crate::decode::{self, DecodedRecord, RawRecord};
 use crate::metrics::{Metrics, skipped_kind_label};
 use crate::pipeline::{self, Faults, Outcome};
 use crate::store::{DbStats, Store, StoreError};
+
+/// The dead-letter reason of a record the database refuses for good.
+pub const PERMANENT_DB_ERROR: &str = "database_permanent";
 
 /// Why a batch could not be completed. Both stop the consumer without a commit.
 #[derive(Debug, thiserror::Error)]
@@ -76,24 +84,8 @@ impl BatchProcessor {
             match decode_message(m) {
                 Ok(d) => decoded.push(d),
                 Err(poison) => {
-                    let mut backoff = self.retry.initial_backoff;
-                    while let Err(err) = self.dead_letters.send(m, &poison.to_string()).await {
-                        warn!(cause = %err, "dead-letter write failed; retrying");
-                        if !wait(backoff).await {
-                            return Err(BatchError::Shutdown);
-                        }
-                        backoff = (backoff * 2).min(self.retry.max_backoff);
-                    }
-                    warn!(
-                        reason = poison.kind,
-                        partition = m.partition(),
-                        offset = m.offset(),
-                        "record dead-lettered"
-                    );
-                    self.metrics
-                        .dead_lettered
-                        .with_label_values(&[poison.kind])
-                        .inc();
+                    self.dead_letter(m, &poison.to_string(), poison.kind, &mut wait)
+                        .await?;
                     report.dead_lettered += 1;
                 }
             }
@@ -106,23 +98,53 @@ impl BatchProcessor {
                 .push(d);
         }
         report.workspaces = by_workspace.len();
+        let outcomes = self
+            .store_all(&by_workspace, messages, &mut report, &mut wait)
+            .await?;
+        for (outcome, _) in &outcomes {
+            report.messages_inserted += outcome.messages_inserted;
+            report.duplicates_skipped += outcome.duplicates_skipped;
+        }
+        self.record_metrics(&report, &outcomes, started.elapsed());
+        Ok(report)
+    }
 
+    /// Runs the pipeline until it succeeds: transient failures are retried
+    /// with capped backoff (nothing committed meanwhile); a permanent one
+    /// isolates and dead-letters the records that cause it.
+    async fn store_all<W, F>(
+        &self,
+        by_workspace: &BTreeMap<&str, Vec<&DecodedRecord>>,
+        messages: &[OwnedMessage],
+        report: &mut BatchReport,
+        wait: &mut W,
+    ) -> Result<Vec<(Outcome, u64)>, BatchError>
+    where
+        W: FnMut(Duration) -> F,
+        F: std::future::Future<Output = bool>,
+    {
         let mut backoff = self.retry.initial_backoff;
-        let outcomes = loop {
+        loop {
             report.attempts += 1;
             let stats = DbStats::default();
-            match self.run_workspaces(&by_workspace, &stats).await {
+            let mut result = self.run_workspaces(by_workspace, &stats).await;
+            if let Err(err) = &result {
+                if err.is_permanent() {
+                    warn!(cause = %err, "permanent database error; isolating the records that cause it");
+                    result = self
+                        .isolate(by_workspace, messages, &stats, report, wait)
+                        .await?;
+                }
+            }
+            self.metrics.db_requests.inc_by(stats.requests());
+            match result {
                 Ok(outcomes) => {
                     report.db_requests = stats.requests();
                     report.db_round_trips = outcomes.iter().map(|(_, rt)| *rt).max().unwrap_or(0);
-                    self.metrics.db_requests.inc_by(stats.requests());
-                    break outcomes;
+                    return Ok(outcomes);
                 }
-                Err(StoreError::Injected(step)) => {
-                    return Err(BatchError::Injected(step));
-                }
+                Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
                 Err(err) => {
-                    self.metrics.db_requests.inc_by(stats.requests());
                     self.metrics.db_failures.inc();
                     warn!(cause = %err, backoff_ms = backoff.as_millis() as u64, attempt = report.attempts, "database write failed; nothing committed, retrying");
                     if !wait(backoff).await {
@@ -131,13 +153,82 @@ impl BatchProcessor {
                     backoff = (backoff * 2).min(self.retry.max_backoff);
                 }
             }
-        };
-        for (outcome, _) in &outcomes {
-            report.messages_inserted += outcome.messages_inserted;
-            report.duplicates_skipped += outcome.duplicates_skipped;
         }
-        self.record_metrics(&report, &outcomes, started.elapsed());
-        Ok(report)
+    }
+
+    /// Re-runs each workspace's records in ever smaller runs, in offset
+    /// order, until every run either succeeds or is one record that fails
+    /// permanently; those are dead-lettered with the error. A transient
+    /// error stops the isolation (the caller retries the whole batch).
+    async fn isolate<W, F>(
+        &self,
+        by_workspace: &BTreeMap<&str, Vec<&DecodedRecord>>,
+        messages: &[OwnedMessage],
+        stats: &DbStats,
+        report: &mut BatchReport,
+        wait: &mut W,
+    ) -> Result<Result<Vec<(Outcome, u64)>, StoreError>, BatchError>
+    where
+        W: FnMut(Duration) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        let mut outcomes = Vec::new();
+        for (ws, records) in by_workspace {
+            let mut runs: VecDeque<&[&DecodedRecord]> = VecDeque::from([records.as_slice()]);
+            while let Some(run) = runs.pop_front() {
+                match self.run_one(ws, run, stats).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(err) if err.is_permanent() && run.len() == 1 => {
+                        let source = messages.iter().find(|m| {
+                            m.partition() == run[0].partition && m.offset() == run[0].offset
+                        });
+                        if let Some(m) = source {
+                            let reason = format!("database refused the record: {err}");
+                            self.dead_letter(m, &reason, PERMANENT_DB_ERROR, wait)
+                                .await?;
+                            report.dead_lettered += 1;
+                        }
+                    }
+                    Err(err) if err.is_permanent() => {
+                        let (first, second) = run.split_at(run.len() / 2);
+                        runs.push_front(second);
+                        runs.push_front(first);
+                    }
+                    Err(err) => return Ok(Err(err)),
+                }
+            }
+        }
+        Ok(Ok(outcomes))
+    }
+
+    /// Writes `m` to the dead-letter topic, retrying until Kafka has it.
+    async fn dead_letter<W, F>(
+        &self,
+        m: &OwnedMessage,
+        reason: &str,
+        kind: &'static str,
+        wait: &mut W,
+    ) -> Result<(), BatchError>
+    where
+        W: FnMut(Duration) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        let mut backoff = self.retry.initial_backoff;
+        while let Err(err) = self.dead_letters.send(m, reason).await {
+            warn!(cause = %err, "dead-letter write failed; retrying");
+            if !wait(backoff).await {
+                return Err(BatchError::Shutdown);
+            }
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+        }
+        warn!(
+            reason = kind,
+            partition = m.partition(),
+            offset = m.offset(),
+            "record dead-lettered"
+        );
+        self.metrics.dead_lettered.with_label_values(&[kind]).inc();
+        Ok(())
     }
 
     async fn run_workspaces(
@@ -183,6 +274,9 @@ impl BatchProcessor {
             m.contacts_created.inc_by(o.contacts_created);
             m.conversations_created.inc_by(o.conversations_created);
             m.statuses_applied.inc_by(o.statuses_applied);
+            m.amendments_applied.inc_by(o.amendments_applied);
+            m.reactions_written.inc_by(o.reactions_written);
+            m.account_events_stored.inc_by(o.account_events_stored);
             for kind in &o.skipped_kinds {
                 m.events_skipped
                     .with_label_values(&[skipped_kind_label(kind)])

@@ -1,81 +1,153 @@
-//! Steps 1 and 2: find the batch's contacts, create the missing ones.
+//! Steps 1 and 2: find the batch's contact identities (phones and
+//! business-scoped user ids, in one wave), create the missing ones.
 //!
-//! Guarantee: a contact row is written only with values derived from the
-//! records (UUIDv5 id, first-seen message time), so creating it twice writes
-//! the same row.
+//! Guarantee: an identity row is written only with values derived from the
+//! records and the identities found (UUIDv5 ids, first-seen message time), so
+//! creating it twice writes the same row; a stored identity is never
+//! rewritten, so its contact id never changes.
 
-use std::collections::HashSet;
-
-use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::SerializeRow;
+use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
+use super::identity::{Known, NewIdentity};
 use super::plan::Plan;
 use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
 
-/// Phones of the plan's contacts that already exist.
+/// The plan's identities that already exist, with their contact ids.
 pub async fn find_existing(
     store: &Store,
     workspace_id: &str,
     plan: &Plan,
     stats: &DbStats,
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<Known, StoreError> {
     let s = store.statements();
-    let rows: Vec<(String, Uuid, Option<String>)> = store
-        .lookup(
-            "contacts lookup",
-            &s.contacts_by_phones,
-            &s.contact_by_phone,
-            workspace_id,
-            plan.contacts.keys().cloned().collect(),
-            stats,
-        )
-        .await?;
-    Ok(rows.into_iter().map(|(phone, _, _)| phone).collect())
+    let phones = store.lookup::<String, (String, Uuid)>(
+        "contacts lookup",
+        &s.contacts_by_phones,
+        &s.contact_by_phone,
+        workspace_id,
+        plan.phones.iter().cloned().collect(),
+        stats,
+    );
+    let users = store.lookup::<String, (String, Uuid)>(
+        "contact users lookup",
+        &s.contact_users_by_ids,
+        &s.contact_user_by_id,
+        workspace_id,
+        plan.user_ids.iter().cloned().collect(),
+        stats,
+    );
+    let (phones, users) = futures::try_join!(phones, users)?;
+    Ok(Known {
+        phones: phones.into_iter().collect(),
+        users: users.into_iter().collect(),
+    })
 }
 
-type ContactRow = (String, String, Uuid, MaybeUnset<String>, CqlTimestamp);
+#[derive(Debug, SerializeRow)]
+struct PhoneRow {
+    workspace_id: String,
+    phone: String,
+    contact_id: Uuid,
+    name: Option<String>,
+    created_at: CqlTimestamp,
+    user_id: Option<String>,
+}
 
-/// Creates the contacts not in `existing`; returns how many.
+#[derive(Debug, SerializeRow)]
+struct UserRow {
+    workspace_id: String,
+    user_id: String,
+    contact_id: Uuid,
+    phone: Option<String>,
+    username: Option<String>,
+    name: Option<String>,
+    created_at: CqlTimestamp,
+}
+
+fn estimate(workspace_id: &str, key: &str, row: &NewIdentity) -> usize {
+    let optional = [&row.linked, &row.name, &row.username];
+    64 + workspace_id.len()
+        + key.len()
+        + optional
+            .iter()
+            .flat_map(|o| o.as_ref())
+            .map(String::len)
+            .sum::<usize>()
+}
+
+/// Creates the identities `place` found missing; returns how many contacts
+/// are new (a new identity of a contact in `known` only links it).
 pub async fn create_missing(
     store: &Store,
     workspace_id: &str,
     plan: &Plan,
-    existing: &HashSet<String>,
+    known: &Known,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
-    let rows: Vec<RowWrite<ContactRow>> = plan
-        .contacts
+    let ws = || workspace_id.to_owned();
+    let phones: Vec<RowWrite<PhoneRow>> = plan
+        .new_phones
         .iter()
-        .filter(|(phone, _)| !existing.contains(*phone))
-        .map(|(phone, draft)| RowWrite {
-            partition: phone.clone(),
-            estimated_bytes: 64
-                + workspace_id.len()
-                + phone.len()
-                + draft.name.as_ref().map_or(0, String::len),
-            values: (
-                workspace_id.to_owned(),
-                phone.clone(),
-                draft.contact_id,
-                draft
-                    .name
-                    .clone()
-                    .map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                CqlTimestamp(draft.first_seen_ms),
-            ),
+        .map(|(phone, row)| RowWrite {
+            partition: format!("p:{phone}"),
+            estimated_bytes: estimate(workspace_id, phone, row),
+            values: PhoneRow {
+                workspace_id: ws(),
+                phone: phone.clone(),
+                contact_id: row.contact_id,
+                name: row.name.clone(),
+                created_at: CqlTimestamp(row.first_seen_ms),
+                user_id: row.linked.clone(),
+            },
         })
         .collect();
-    let created = rows.len() as u64;
-    let statement = &store.statements().insert_contact;
-    store
-        .write(
-            vec![WriteSet {
-                what: "contact inserts",
-                statement,
-                rows,
-            }],
-            stats,
-        )
-        .await?;
-    Ok(created)
+    let users: Vec<RowWrite<UserRow>> = plan
+        .new_users
+        .iter()
+        .map(|(user_id, row)| RowWrite {
+            partition: format!("u:{user_id}"),
+            estimated_bytes: estimate(workspace_id, user_id, row),
+            values: UserRow {
+                workspace_id: ws(),
+                user_id: user_id.clone(),
+                contact_id: row.contact_id,
+                phone: row.linked.clone(),
+                username: row.username.clone(),
+                name: row.name.clone(),
+                created_at: CqlTimestamp(row.first_seen_ms),
+            },
+        })
+        .collect();
+    let mut new_contacts: Vec<Uuid> = plan
+        .new_phones
+        .values()
+        .chain(plan.new_users.values())
+        .map(|row| row.contact_id)
+        .filter(|id| {
+            !known
+                .phones
+                .values()
+                .chain(known.users.values())
+                .any(|k| k == id)
+        })
+        .collect();
+    new_contacts.sort_unstable();
+    new_contacts.dedup();
+    let s = store.statements();
+    let phones = store.write(
+        vec![WriteSet::new("contact inserts", &s.insert_contact, phones)],
+        stats,
+    );
+    let users = store.write(
+        vec![WriteSet::new(
+            "contact user inserts",
+            &s.insert_contact_user,
+            users,
+        )],
+        stats,
+    );
+    futures::try_join!(phones, users)?;
+    Ok(new_contacts.len() as u64)
 }

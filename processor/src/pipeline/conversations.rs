@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan, preview};
 use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
-use shared::webhook::Direction;
+use shared::webhook::{Direction, Origin};
 
 /// The parts of an existing conversation row the update needs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,7 +86,17 @@ pub async fn find_existing(
         .collect())
 }
 
-type CreateRow = (String, Uuid, String, CqlTimestamp, String, Uuid);
+#[derive(Debug, scylla::SerializeRow)]
+struct CreateRow {
+    phone_number_id: String,
+    contact_id: MaybeUnset<Uuid>,
+    contact_phone: MaybeUnset<String>,
+    contact_user_id: MaybeUnset<String>,
+    group_id: MaybeUnset<String>,
+    created_at: CqlTimestamp,
+    workspace_id: String,
+    conversation_id: Uuid,
+}
 
 /// Creates the conversations not in `existing` (identity columns only, so a
 /// re-run never resets counters); returns how many.
@@ -105,16 +115,22 @@ pub async fn create_missing(
             partition: id.to_string(),
             estimated_bytes: 96
                 + d.phone_number_id.len()
-                + d.contact_phone.len()
+                + [&d.contact_phone, &d.contact_user_id, &d.group_id]
+                    .iter()
+                    .flat_map(|o| o.as_ref())
+                    .map(String::len)
+                    .sum::<usize>()
                 + workspace_id.len(),
-            values: (
-                d.phone_number_id.clone(),
-                d.contact_id,
-                d.contact_phone.clone(),
-                CqlTimestamp(d.first_seen_ms),
-                workspace_id.to_owned(),
-                *id,
-            ),
+            values: CreateRow {
+                phone_number_id: d.phone_number_id.clone(),
+                contact_id: set(d.contact_id),
+                contact_phone: set(d.contact_phone.clone()),
+                contact_user_id: set(d.contact_user_id.clone()),
+                group_id: set(d.group_id.clone()),
+                created_at: CqlTimestamp(d.first_seen_ms),
+                workspace_id: workspace_id.to_owned(),
+                conversation_id: *id,
+            },
         })
         .collect();
     let created = rows.len() as u64;
@@ -164,8 +180,12 @@ pub fn plan_updates(
             .or_insert_with(|| start(m.conversation_id, base));
         u.message_count += 1;
         if m.event.direction == Direction::Inbound {
-            u.unread_count += 1;
-            if m.event.contact_name.is_some() {
+            // Imported history was read long ago: it never raises unread counts.
+            if m.event.origin != Origin::History {
+                u.unread_count += 1;
+            }
+            // A group message names its sender, not the conversation.
+            if m.event.group_id.is_none() && m.event.contact_name.is_some() {
                 u.contact_name.clone_from(&m.event.contact_name);
             }
         }

@@ -1,42 +1,81 @@
 //! Steps 5 and 6: drop messages that are already stored, insert the rest.
 //!
-//! Deduplication reads the message-id index once for the whole batch. A
-//! message counts as already stored when its index row has a location and
-//! names a different source record; the same record read again (after a
-//! crash) is not a duplicate, so its writes are simply repeated with the same
-//! values. Messages go in unlogged batches grouped by their
-//! (workspace, conversation, month) partition; index rows follow in the same
-//! round trip.
+//! Deduplication reads the message-id index once for the whole batch (for
+//! the messages, and for the targets of statuses and amendments). A message
+//! counts as already stored when its index row has a location and names a
+//! different source record; the same record read again (after a crash) is
+//! not a duplicate, so its writes are simply repeated with the same values.
+//! Messages go in unlogged batches grouped by their (workspace, conversation,
+//! month) partition; index rows follow in the same round trip. A message
+//! takes the status, edit and revoke its index row already holds (they
+//! arrived first), so arrival order never matters.
 
 use std::collections::HashMap;
 
 use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::{DeserializeRow, SerializeRow};
 use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan};
 use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
 use shared::webhook::DeliveryStatus;
 
+/// Where a stored message lives: its full primary key but the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub conversation_id: Uuid,
+    pub bucket: i32,
+    pub sent_at_ms: i64,
+}
+
 /// The index row of a message id, as found in step 5.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexEntry {
-    /// (conversation, bucket, sent_at ms), once the message itself is stored.
-    pub location: Option<(Uuid, i32, i64)>,
+    /// Set once the message itself is stored.
+    pub location: Option<Location>,
     pub source: Option<(i32, i64)>,
     pub status_rank: i32,
+    /// The latest edit: its text and time (ms).
+    pub edit: Option<(Option<String>, i64)>,
+    pub revoked_at_ms: Option<i64>,
 }
 
-type IndexRow = (
-    String,
-    Option<Uuid>,
-    Option<i32>,
-    Option<CqlTimestamp>,
-    Option<i32>,
-    Option<i64>,
-    Option<i32>,
-);
+#[derive(Debug, DeserializeRow)]
+struct IndexRow {
+    message_id: String,
+    conversation_id: Option<Uuid>,
+    bucket: Option<i32>,
+    sent_at: Option<CqlTimestamp>,
+    source_partition: Option<i32>,
+    source_offset: Option<i64>,
+    status_rank: Option<i32>,
+    edit_body: Option<String>,
+    edited_at: Option<CqlTimestamp>,
+    revoked_at: Option<CqlTimestamp>,
+}
 
-/// Reads the index rows of every message id and status target in the plan.
+impl From<IndexRow> for IndexEntry {
+    fn from(r: IndexRow) -> Self {
+        let location = match (r.conversation_id, r.bucket, r.sent_at) {
+            (Some(conversation_id), Some(bucket), Some(t)) => Some(Location {
+                conversation_id,
+                bucket,
+                sent_at_ms: t.0,
+            }),
+            _ => None,
+        };
+        IndexEntry {
+            location,
+            source: r.source_partition.zip(r.source_offset),
+            status_rank: r.status_rank.unwrap_or(0),
+            edit: r.edited_at.map(|t| (r.edit_body, t.0)),
+            revoked_at_ms: r.revoked_at.map(|t| t.0),
+        }
+    }
+}
+
+/// Reads the index rows of every message id and status or amendment target
+/// in the plan.
 pub async fn find_index(
     store: &Store,
     workspace_id: &str,
@@ -49,6 +88,7 @@ pub async fn find_index(
         .map(|m| m.event.message_id.clone())
         .collect();
     ids.extend(plan.statuses.iter().map(|s| s.message_id.clone()));
+    ids.extend(plan.amendments.iter().map(|a| a.target_message_id.clone()));
     ids.sort_unstable();
     ids.dedup();
     let s = store.statements();
@@ -64,20 +104,7 @@ pub async fn find_index(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, conv, bucket, sent_at, part, off, rank)| {
-            let location = match (conv, bucket, sent_at) {
-                (Some(c), Some(b), Some(t)) => Some((c, b, t.0)),
-                _ => None,
-            };
-            (
-                id,
-                IndexEntry {
-                    location,
-                    source: part.zip(off),
-                    status_rank: rank.unwrap_or(0),
-                },
-            )
-        })
+        .map(|row| (row.message_id.clone(), row.into()))
         .collect())
 }
 
@@ -102,28 +129,110 @@ pub fn split_new<'p>(
     (fresh, duplicates)
 }
 
-type MessageRow = (
-    String,
-    Uuid,
-    i32,
-    CqlTimestamp,
-    String,
-    &'static str,
-    String,
-    MaybeUnset<String>,
-    MaybeUnset<String>,
-    MaybeUnset<&'static str>,
-);
-type LocationRow = (
-    Uuid,
-    i32,
-    CqlTimestamp,
-    &'static str,
-    i32,
-    i64,
-    String,
-    String,
-);
+/// A `messages` row (step 6).
+#[derive(Debug, SerializeRow)]
+pub struct MessageRow {
+    workspace_id: String,
+    conversation_id: Uuid,
+    bucket: i32,
+    sent_at: CqlTimestamp,
+    message_id: String,
+    direction: &'static str,
+    message_type: String,
+    body: MaybeUnset<String>,
+    type_payload: MaybeUnset<String>,
+    status: MaybeUnset<&'static str>,
+    sender: MaybeUnset<String>,
+    origin: &'static str,
+    context: MaybeUnset<String>,
+    errors: MaybeUnset<String>,
+    edited_at: MaybeUnset<CqlTimestamp>,
+    revoked_at: MaybeUnset<CqlTimestamp>,
+}
+
+/// A `message_index` location (step 6).
+#[derive(Debug, SerializeRow)]
+pub struct LocationRow {
+    conversation_id: Uuid,
+    bucket: i32,
+    sent_at: CqlTimestamp,
+    direction: &'static str,
+    source_partition: i32,
+    source_offset: i64,
+    workspace_id: String,
+    message_id: String,
+}
+
+fn set<T>(v: Option<T>) -> MaybeUnset<T> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+/// The message row of `m`, taking what `index` already holds for it.
+pub fn message_row(
+    workspace_id: &str,
+    m: &MessageDraft,
+    index: Option<&IndexEntry>,
+) -> RowWrite<MessageRow> {
+    let e = &m.event;
+    let status = index
+        .and_then(|i| DeliveryStatus::from_rank(i.status_rank))
+        .map(DeliveryStatus::as_str);
+    let edit = index.and_then(|i| i.edit.clone());
+    let body = match &edit {
+        Some((edited, _)) => edited.clone(),
+        None => e.text.clone(),
+    };
+    let optional = [&body, &e.type_payload, &e.context, &e.errors, &e.sender];
+    let bytes = 128
+        + workspace_id.len()
+        + e.message_id.len()
+        + e.message_type.len()
+        + optional
+            .iter()
+            .flat_map(|o| o.as_ref())
+            .map(String::len)
+            .sum::<usize>();
+    RowWrite {
+        partition: format!("{}:{}", m.conversation_id, m.bucket),
+        estimated_bytes: bytes,
+        values: MessageRow {
+            workspace_id: workspace_id.to_owned(),
+            conversation_id: m.conversation_id,
+            bucket: m.bucket,
+            sent_at: CqlTimestamp(m.sent_at_ms),
+            message_id: e.message_id.clone(),
+            direction: e.direction.as_str(),
+            message_type: e.message_type.clone(),
+            body: set(body),
+            type_payload: set(e.type_payload.clone()),
+            status: set(status),
+            sender: set(e.sender.clone()),
+            origin: e.origin.as_str(),
+            context: set(e.context.clone()),
+            errors: set(e.errors.clone()),
+            edited_at: set(edit.map(|(_, at)| CqlTimestamp(at))),
+            revoked_at: set(index.and_then(|i| i.revoked_at_ms).map(CqlTimestamp)),
+        },
+    }
+}
+
+/// The index location row of `m`.
+pub fn location_row(workspace_id: &str, m: &MessageDraft) -> RowWrite<LocationRow> {
+    RowWrite {
+        partition: m.event.message_id.clone(),
+        estimated_bytes: 96 + workspace_id.len() + m.event.message_id.len(),
+        values: LocationRow {
+            conversation_id: m.conversation_id,
+            bucket: m.bucket,
+            sent_at: CqlTimestamp(m.sent_at_ms),
+            direction: m.event.direction.as_str(),
+            source_partition: m.partition,
+            source_offset: m.offset,
+            workspace_id: workspace_id.to_owned(),
+            message_id: m.event.message_id.clone(),
+        },
+    }
+}
 
 /// Inserts the new messages and their index rows: one sequential round trip.
 pub async fn insert(
@@ -133,82 +242,30 @@ pub async fn insert(
     index: &HashMap<String, IndexEntry>,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
-    let mut messages: Vec<RowWrite<MessageRow>> = Vec::with_capacity(fresh.len());
-    let mut locations: Vec<RowWrite<LocationRow>> = Vec::with_capacity(fresh.len());
-    for m in fresh {
-        let e = &m.event;
-        let status = index
-            .get(&e.message_id)
-            .and_then(|i| status_from_rank(i.status_rank))
-            .map(DeliveryStatus::as_str);
-        let bytes = 96
-            + workspace_id.len()
-            + e.message_id.len()
-            + e.message_type.len()
-            + e.text.as_ref().map_or(0, String::len)
-            + e.type_payload.as_ref().map_or(0, String::len);
-        messages.push(RowWrite {
-            partition: format!("{}:{}", m.conversation_id, m.bucket),
-            estimated_bytes: bytes,
-            values: (
-                workspace_id.to_owned(),
-                m.conversation_id,
-                m.bucket,
-                CqlTimestamp(m.sent_at_ms),
-                e.message_id.clone(),
-                e.direction.as_str(),
-                e.message_type.clone(),
-                e.text.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                e.type_payload
-                    .clone()
-                    .map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                status.map_or(MaybeUnset::Unset, MaybeUnset::Set),
-            ),
-        });
-        locations.push(RowWrite {
-            partition: e.message_id.clone(),
-            estimated_bytes: 96 + workspace_id.len() + e.message_id.len(),
-            values: (
-                m.conversation_id,
-                m.bucket,
-                CqlTimestamp(m.sent_at_ms),
-                e.direction.as_str(),
-                m.partition,
-                m.offset,
-                workspace_id.to_owned(),
-                e.message_id.clone(),
-            ),
-        });
-    }
+    let messages = fresh
+        .iter()
+        .map(|m| message_row(workspace_id, m, index.get(&m.event.message_id)))
+        .collect();
+    let locations = fresh
+        .iter()
+        .map(|m| location_row(workspace_id, m))
+        .collect();
     let s = store.statements();
     let insert_messages = store.write(
-        vec![WriteSet {
-            what: "message inserts",
-            statement: &s.insert_message,
-            rows: messages,
-        }],
+        vec![WriteSet::new(
+            "message inserts",
+            &s.insert_message,
+            messages,
+        )],
         stats,
     );
     let index_rows = store.write(
-        vec![WriteSet {
-            what: "message index upserts",
-            statement: &s.index_message_location,
-            rows: locations,
-        }],
+        vec![WriteSet::new(
+            "message index upserts",
+            &s.index_message_location,
+            locations,
+        )],
         stats,
     );
-    let (a, b) = futures::join!(insert_messages, index_rows);
-    a.and(b)
-}
-
-/// The status of a stored rank (0 means none yet).
-pub fn status_from_rank(rank: i32) -> Option<DeliveryStatus> {
-    [
-        DeliveryStatus::Sent,
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Read,
-        DeliveryStatus::Failed,
-    ]
-    .into_iter()
-    .find(|s| s.rank() == rank)
+    futures::try_join!(insert_messages, index_rows).map(|_| ())
 }

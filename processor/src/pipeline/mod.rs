@@ -2,14 +2,14 @@
 //!
 //! | step | what | requests |
 //! |---|---|---|
-//! | 1 `find_contacts` | contacts of every phone | one lookup wave |
-//! | 2 `create_contacts` | the missing ones | one write wave |
+//! | 1 `find_contacts` | contact identities (phones and user ids) | one lookup wave |
+//! | 2 `create_contacts` | the missing identities | one write wave |
 //! | 3 `find_conversations` | conversations, with counters and watermark | one lookup wave |
 //! | 4 `create_conversations` | the missing ones (identity columns only) | one write wave |
 //! | 5 `find_messages` | message-id index rows (dedupe and statuses) | one lookup wave |
 //! | 6 `insert_messages` | messages and their index rows | one write wave |
 //! | 7 `update_conversations` | each touched conversation once | one write wave |
-//! | 8 `apply_statuses` | monotonic status changes | one write wave |
+//! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
 //!
 //! Each wave sends its requests concurrently, so a micro-batch costs at most
 //! eight sequential round trips whatever its size.
@@ -20,13 +20,18 @@
 //! guarded by the conversation's watermark. Re-running the pipeline on the
 //! same records, after a failure at any point, ends in the same rows.
 
+mod amendments;
 mod contacts;
 mod conversations;
-mod messages;
+pub mod identity;
+pub mod messages;
 pub mod plan;
+mod reactions;
 mod statuses;
 
 use std::time::{Duration, Instant};
+
+use shared::webhook::Event;
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
@@ -42,7 +47,7 @@ pub enum Step {
     FindMessages,
     InsertMessages,
     UpdateConversations,
-    ApplyStatuses,
+    ApplyChanges,
 }
 
 impl Step {
@@ -54,7 +59,7 @@ impl Step {
         Step::FindMessages,
         Step::InsertMessages,
         Step::UpdateConversations,
-        Step::ApplyStatuses,
+        Step::ApplyChanges,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,15 +71,18 @@ impl Step {
             Step::FindMessages => "find_messages",
             Step::InsertMessages => "insert_messages",
             Step::UpdateConversations => "update_conversations",
-            Step::ApplyStatuses => "apply_statuses",
+            Step::ApplyChanges => "apply_changes",
         }
     }
 }
 
-/// Crash injection for tests: fail right after a step has written.
+/// Fault injection for tests.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
+    /// Crash right after this step has written.
     pub fail_after: Option<Step>,
+    /// Refuse, as a permanent database error, every run holding this message id.
+    pub refuse_message: Option<&'static str>,
 }
 
 /// What one workspace's pipeline did.
@@ -85,6 +93,9 @@ pub struct Outcome {
     pub contacts_created: u64,
     pub conversations_created: u64,
     pub statuses_applied: u64,
+    pub amendments_applied: u64,
+    pub reactions_written: u64,
+    pub account_events_stored: u64,
     pub skipped_kinds: Vec<String>,
     pub step_durations: Vec<(Step, Duration)>,
 }
@@ -97,22 +108,30 @@ pub async fn run_workspace(
     faults: Faults,
     stats: &DbStats,
 ) -> Result<Outcome, StoreError> {
-    let plan = Plan::build(workspace_id, records);
-    let mut out = Outcome {
-        skipped_kinds: plan.skipped.clone(),
-        ..Outcome::default()
-    };
+    let mut plan = Plan::build(records);
     let mut timer = StepTimer {
         stats,
         faults,
         started: Instant::now(),
         requests_before: stats.requests(),
     };
+    let mut out = Outcome::default();
 
-    let existing_contacts = contacts::find_existing(store, workspace_id, &plan, stats).await?;
+    if let Some(id) = faults.refuse_message {
+        if records
+            .iter()
+            .flat_map(|r| &r.events)
+            .any(|e| matches!(e, Event::Message(m) if m.message_id == id))
+        {
+            return Err(StoreError::InjectedPermanent(id));
+        }
+    }
+    let known = contacts::find_existing(store, workspace_id, &plan, stats).await?;
+    plan.place(workspace_id, &known);
+    out.skipped_kinds.clone_from(&plan.skipped);
     timer.finish(Step::FindContacts, &mut out)?;
     out.contacts_created =
-        contacts::create_missing(store, workspace_id, &plan, &existing_contacts, stats).await?;
+        contacts::create_missing(store, workspace_id, &plan, &known, stats).await?;
     timer.finish(Step::CreateContacts, &mut out)?;
 
     let conversation_state =
@@ -135,10 +154,33 @@ pub async fn run_workspace(
     conversations::write_updates(store, workspace_id, updates, stats).await?;
     timer.finish(Step::UpdateConversations, &mut out)?;
 
-    let changes = statuses::plan_changes(&plan.statuses, &index, &fresh);
-    out.statuses_applied = statuses::apply(store, workspace_id, changes, stats).await?;
-    timer.finish(Step::ApplyStatuses, &mut out)?;
+    apply_changes(store, workspace_id, &plan, &index, &fresh, stats, &mut out).await?;
+    timer.finish(Step::ApplyChanges, &mut out)?;
     Ok(out)
+}
+
+/// Step 8: statuses, amendments, reactions and account events, in one wave.
+async fn apply_changes(
+    store: &Store,
+    ws: &str,
+    plan: &Plan,
+    index: &std::collections::HashMap<String, messages::IndexEntry>,
+    fresh: &[&plan::MessageDraft],
+    stats: &DbStats,
+    out: &mut Outcome,
+) -> Result<(), StoreError> {
+    let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
+    let amend_changes = amendments::plan_changes(&plan.amendments, index, fresh);
+    let (statuses, amendments, ()) = futures::try_join!(
+        statuses::apply(store, ws, status_changes, stats),
+        amendments::apply(store, ws, amend_changes, stats),
+        reactions::write(store, ws, &plan.reactions, &plan.account_events, stats),
+    )?;
+    out.statuses_applied = statuses;
+    out.amendments_applied = amendments;
+    out.reactions_written = plan.reactions.len() as u64;
+    out.account_events_stored = plan.account_events.len() as u64;
+    Ok(())
 }
 
 struct StepTimer<'a> {

@@ -1,34 +1,39 @@
 //! Pure planning: from the decoded records of one workspace, what contacts,
-//! conversations, messages and statuses the micro-batch touches.
+//! conversations, messages, statuses, reactions, amendments and account
+//! events the micro-batch touches.
 //!
-//! Guarantees: deterministic (same records in, same plan out); every value
-//! derived here is a function of the records only (ids are UUIDv5, times come
-//! from WhatsApp timestamps, never from the clock), so re-processing a record
+//! Planning has two phases: [`Plan::build`] collects the events and the
+//! identities to look up; [`Plan::place`], given what step 1 found, resolves
+//! each message's contact and conversation (see [`super::identity`]).
+//!
+//! Guarantees: deterministic (same records and lookups in, same plan out);
+//! every value derived here is a function of the records and the stored
+//! identities only (ids are UUIDv5, times come from WhatsApp timestamps or the
+//! ingress receive time, never from the clock), so re-processing a record
 //! writes exactly the same values. Within the batch, the first occurrence of a
 //! message id wins; later ones are counted as duplicates.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use shared::ids;
-use shared::webhook::{ConversationEvent, Direction, Event, MessageEvent, StatusEvent};
+use shared::webhook::{
+    AccountEvent, AmendEvent, ContactRef, ConversationEvent, Direction, Event, MessageEvent,
+    ReactionEvent, StatusEvent,
+};
 use uuid::Uuid;
 
+use super::identity::{Known, NewIdentity, Resolver};
 use crate::decode::DecodedRecord;
-
-/// A contact the batch needs, with the values used if it must be created.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContactDraft {
-    pub contact_id: Uuid,
-    pub name: Option<String>,
-    pub first_seen_ms: i64,
-}
 
 /// A conversation the batch needs, with the values used if it must be created.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationDraft {
     pub phone_number_id: String,
-    pub contact_id: Uuid,
-    pub contact_phone: String,
+    /// `None` for a group conversation.
+    pub contact_id: Option<Uuid>,
+    pub contact_phone: Option<String>,
+    pub contact_user_id: Option<String>,
+    pub group_id: Option<String>,
     pub first_seen_ms: i64,
 }
 
@@ -43,7 +48,7 @@ pub struct MessageDraft {
     pub offset: i64,
 }
 
-/// A Kapso conversation event placed in its conversation.
+/// A Kapso conversation event (or a chat opening) placed in its conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationEventDraft {
     pub event: ConversationEvent,
@@ -52,25 +57,58 @@ pub struct ConversationEventDraft {
     pub offset: i64,
 }
 
+/// A reaction with the offset of its record (the tie-break of equal times).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReactionDraft {
+    pub event: ReactionEvent,
+    pub offset: i64,
+}
+
+/// An account event with its time settled (the receive time when the body
+/// gives none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountDraft {
+    pub event: AccountEvent,
+    pub occurred_ms: i64,
+}
+
+/// An event waiting for its contact (phase one).
+#[allow(clippy::large_enum_variant)] // as `Event`: messages are the common case
+#[derive(Debug, Clone)]
+enum Pending {
+    Message(MessageEvent),
+    Conversation(ConversationEvent),
+}
+
 /// Everything one workspace's share of a micro-batch touches.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub contacts: BTreeMap<String, ContactDraft>,
+    /// Identities to look up in step 1.
+    pub phones: BTreeSet<String>,
+    pub user_ids: BTreeSet<String>,
+    pending: Vec<(Pending, i32, i64)>,
+    pub statuses: Vec<StatusEvent>,
+    pub reactions: Vec<ReactionDraft>,
+    pub amendments: Vec<AmendEvent>,
+    pub account_events: Vec<AccountDraft>,
+    pub duplicates_in_batch: u64,
+    /// Low-cardinality kinds of events that were ignored.
+    pub skipped: Vec<String>,
+    // Filled by `place`:
+    pub new_phones: BTreeMap<String, NewIdentity>,
+    pub new_users: BTreeMap<String, NewIdentity>,
     pub conversations: BTreeMap<Uuid, ConversationDraft>,
     pub messages: Vec<MessageDraft>,
     pub conversation_events: Vec<ConversationEventDraft>,
-    pub statuses: Vec<StatusEvent>,
-    pub duplicates_in_batch: u64,
-    /// Low-cardinality kinds of events that were skipped.
-    pub skipped: Vec<String>,
 }
 
 impl Plan {
-    /// Builds the plan of one workspace from its records, in offset order.
-    pub fn build(workspace_id: &str, records: &[&DecodedRecord]) -> Self {
+    /// Collects the events of one workspace's records, in offset order.
+    pub fn build(records: &[&DecodedRecord]) -> Self {
         let mut plan = Plan::default();
         let mut seen_messages = HashSet::new();
         for record in records {
+            let at = (record.partition, record.offset);
             for event in &record.events {
                 match event {
                     Event::Message(m) => {
@@ -78,10 +116,28 @@ impl Plan {
                             plan.duplicates_in_batch += 1;
                             continue;
                         }
-                        plan.add_message(workspace_id, m, record);
+                        plan.wants(&m.contact(), m.new_phone.as_deref());
+                        plan.pending.push((Pending::Message(m.clone()), at.0, at.1));
+                    }
+                    Event::Conversation(c) => {
+                        plan.wants(&conversation_contact(c), None);
+                        plan.pending
+                            .push((Pending::Conversation(c.clone()), at.0, at.1));
                     }
                     Event::Status(s) => plan.statuses.push(s.clone()),
-                    Event::Conversation(c) => plan.add_conversation_event(workspace_id, c, record),
+                    Event::Reaction(r) => plan.reactions.push(ReactionDraft {
+                        event: r.clone(),
+                        offset: record.offset,
+                    }),
+                    Event::Amend(a) => plan.amendments.push(a.clone()),
+                    Event::Account(a) => plan.account_events.push(AccountDraft {
+                        event: a.clone(),
+                        occurred_ms: a
+                            .timestamp
+                            .map(|t| t.saturating_mul(1000))
+                            .or(record.received_at_ms)
+                            .unwrap_or(0),
+                    }),
                     Event::Unknown { kind } => plan.skipped.push(kind.clone()),
                 }
             }
@@ -89,82 +145,131 @@ impl Plan {
         plan
     }
 
-    fn touch(
+    fn wants(&mut self, contact: &ContactRef, new_phone: Option<&str>) {
+        let phones = contact.phone.as_deref().into_iter().chain(new_phone);
+        self.phones.extend(phones.map(str::to_owned));
+        self.user_ids.extend(contact.user_id.iter().cloned());
+    }
+
+    /// Places every message and conversation event in its conversation,
+    /// given the identities step 1 found.
+    pub fn place(&mut self, ws: &str, known: &Known) {
+        let mut resolver = Resolver::new(ws, known);
+        for (pending, partition, offset) in std::mem::take(&mut self.pending) {
+            match pending {
+                Pending::Message(m) => self.place_message(ws, &mut resolver, m, partition, offset),
+                Pending::Conversation(c) => {
+                    let at_ms = c.timestamp.saturating_mul(1000);
+                    let contact = conversation_contact(&c);
+                    let Some(contact_id) = resolver.resolve(&contact, at_ms) else {
+                        self.skipped.push("conversation_without_contact".into());
+                        continue;
+                    };
+                    let conversation_id = self.touch(
+                        ws,
+                        &c.phone_number_id,
+                        Owner::Contact(contact_id, &contact),
+                        at_ms,
+                    );
+                    self.conversation_events.push(ConversationEventDraft {
+                        event: c,
+                        conversation_id,
+                        partition,
+                        offset,
+                    });
+                }
+            }
+        }
+        self.new_phones = std::mem::take(&mut resolver.new_phones);
+        self.new_users = std::mem::take(&mut resolver.new_users);
+    }
+
+    fn place_message(
         &mut self,
         ws: &str,
-        phone_number_id: &str,
-        phone: &str,
-        name: Option<&String>,
-        at_ms: i64,
-    ) -> Uuid {
-        let contact_id = ids::contact_id(ws, phone);
-        let contact = self
-            .contacts
-            .entry(phone.to_owned())
-            .or_insert_with(|| ContactDraft {
-                contact_id,
-                name: None,
-                first_seen_ms: at_ms,
-            });
-        contact.first_seen_ms = contact.first_seen_ms.min(at_ms);
-        if contact.name.is_none() {
-            contact.name = name.cloned();
+        resolver: &mut Resolver<'_>,
+        m: MessageEvent,
+        partition: i32,
+        offset: i64,
+    ) {
+        let sent_at_ms = m.timestamp.saturating_mul(1000);
+        let mut contact = m.contact();
+        if m.direction == Direction::Outbound {
+            contact.name = None;
         }
-        let conversation_id = ids::conversation_id(ws, phone_number_id, contact_id);
-        let conversation = self
+        let owner = match m.group_id.as_deref() {
+            Some(group) => Owner::Group(group),
+            None => {
+                // Decode dead-letters messages without any identity, so this
+                // always resolves; the `else` is a counted guard, not a path.
+                let Some(id) = resolver.resolve(&contact, sent_at_ms) else {
+                    self.skipped.push("message_without_contact".into());
+                    return;
+                };
+                if let Some(new_phone) = &m.new_phone {
+                    resolver.link_phone(new_phone, id, sent_at_ms);
+                }
+                Owner::Contact(id, &contact)
+            }
+        };
+        let conversation_id = self.touch(ws, &m.phone_number_id, owner, sent_at_ms);
+        self.messages.push(MessageDraft {
+            bucket: month_bucket(m.timestamp),
+            event: m,
+            conversation_id,
+            sent_at_ms,
+            partition,
+            offset,
+        });
+    }
+
+    /// The conversation of `owner` on `phone_number_id`, noted as needed.
+    fn touch(&mut self, ws: &str, phone_number_id: &str, owner: Owner<'_>, at_ms: i64) -> Uuid {
+        let conversation_id = match owner {
+            Owner::Group(group) => ids::group_conversation_id(ws, phone_number_id, group),
+            Owner::Contact(id, _) => ids::conversation_id(ws, phone_number_id, id),
+        };
+        let draft = self
             .conversations
             .entry(conversation_id)
             .or_insert_with(|| ConversationDraft {
                 phone_number_id: phone_number_id.to_owned(),
-                contact_id,
-                contact_phone: phone.to_owned(),
+                contact_id: None,
+                contact_phone: None,
+                contact_user_id: None,
+                group_id: None,
                 first_seen_ms: at_ms,
             });
-        conversation.first_seen_ms = conversation.first_seen_ms.min(at_ms);
+        draft.first_seen_ms = draft.first_seen_ms.min(at_ms);
+        match owner {
+            Owner::Group(group) => draft.group_id = Some(group.to_owned()),
+            Owner::Contact(id, contact) => {
+                draft.contact_id = Some(id);
+                if draft.contact_phone.is_none() {
+                    draft.contact_phone.clone_from(&contact.phone);
+                }
+                if draft.contact_user_id.is_none() {
+                    draft.contact_user_id.clone_from(&contact.user_id);
+                }
+            }
+        }
         conversation_id
     }
+}
 
-    fn add_message(&mut self, ws: &str, m: &MessageEvent, record: &DecodedRecord) {
-        let Some(phone) = m.contact_phone.as_deref().filter(|p| !p.is_empty()) else {
-            self.skipped.push("message_without_contact".into());
-            return;
-        };
-        let sent_at_ms = m.timestamp.saturating_mul(1000);
-        let name = if m.direction == Direction::Inbound {
-            m.contact_name.as_ref()
-        } else {
-            None
-        };
-        let conversation_id = self.touch(ws, &m.phone_number_id, phone, name, sent_at_ms);
-        self.messages.push(MessageDraft {
-            event: m.clone(),
-            conversation_id,
-            sent_at_ms,
-            bucket: month_bucket(m.timestamp),
-            partition: record.partition,
-            offset: record.offset,
-        });
-    }
+/// Whose conversation: a contact's (with the identity it was seen by) or a group's.
+#[derive(Debug, Clone, Copy)]
+enum Owner<'a> {
+    Contact(Uuid, &'a ContactRef),
+    Group(&'a str),
+}
 
-    fn add_conversation_event(&mut self, ws: &str, c: &ConversationEvent, record: &DecodedRecord) {
-        let Some(phone) = c.contact_phone.as_deref().filter(|p| !p.is_empty()) else {
-            self.skipped.push("conversation_without_contact".into());
-            return;
-        };
-        let at_ms = c.timestamp.saturating_mul(1000);
-        let conversation_id = self.touch(
-            ws,
-            &c.phone_number_id,
-            phone,
-            c.contact_name.as_ref(),
-            at_ms,
-        );
-        self.conversation_events.push(ConversationEventDraft {
-            event: c.clone(),
-            conversation_id,
-            partition: record.partition,
-            offset: record.offset,
-        });
+fn conversation_contact(c: &ConversationEvent) -> ContactRef {
+    ContactRef {
+        phone: c.contact_phone.clone(),
+        user_id: c.contact_user_id.clone(),
+        username: None,
+        name: c.contact_name.clone(),
     }
 }
 
@@ -193,89 +298,5 @@ pub fn preview(m: &MessageEvent) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(id: &str, from: Option<&str>, ts: i64) -> Event {
-        Event::Message(MessageEvent {
-            phone_number_id: "pn1".into(),
-            message_id: id.into(),
-            direction: Direction::Inbound,
-            contact_phone: from.map(String::from),
-            contact_name: Some("Ana".into()),
-            timestamp: ts,
-            message_type: "text".into(),
-            text: Some("hi".into()),
-            type_payload: None,
-            kapso_conversation_id: None,
-        })
-    }
-
-    fn record(offset: i64, events: Vec<Event>) -> DecodedRecord {
-        DecodedRecord {
-            workspace_id: "ws".into(),
-            partition: 0,
-            offset,
-            received_at_ms: None,
-            events,
-        }
-    }
-
-    #[test]
-    fn ten_messages_from_three_senders_plan_three_contacts_and_conversations() {
-        let events: Vec<Event> = (0..10)
-            .map(|i| {
-                message(
-                    &format!("m{i}"),
-                    Some(["111", "222", "333"][i % 3]),
-                    1_700_000_000 + i as i64,
-                )
-            })
-            .collect();
-        let r = record(1, events);
-        let plan = Plan::build("ws", &[&r]);
-        assert_eq!(plan.contacts.len(), 3);
-        assert_eq!(plan.conversations.len(), 3);
-        assert_eq!(plan.messages.len(), 10);
-        assert_eq!(plan.contacts["111"].first_seen_ms, 1_700_000_000_000);
-    }
-
-    #[test]
-    fn a_repeated_message_id_in_the_batch_is_a_duplicate() {
-        let a = record(1, vec![message("m1", Some("111"), 1)]);
-        let b = record(2, vec![message("m1", Some("111"), 1)]);
-        let plan = Plan::build("ws", &[&a, &b]);
-        assert_eq!(plan.messages.len(), 1);
-        assert_eq!(plan.messages[0].offset, 1);
-        assert_eq!(plan.duplicates_in_batch, 1);
-    }
-
-    #[test]
-    fn a_message_without_a_contact_phone_is_skipped_not_fatal() {
-        let r = record(1, vec![message("m1", None, 1)]);
-        let plan = Plan::build("ws", &[&r]);
-        assert!(plan.messages.is_empty());
-        assert_eq!(plan.skipped, vec!["message_without_contact".to_string()]);
-    }
-
-    #[test]
-    fn month_buckets_follow_the_utc_calendar() {
-        assert_eq!(month_bucket(0), 197_001);
-        assert_eq!(month_bucket(1_700_000_000), 202_311); // 2023-11-14
-        assert_eq!(month_bucket(1_709_251_199), 202_402); // 2024-02-29 23:59:59
-        assert_eq!(month_bucket(1_709_251_200), 202_403);
-    }
-
-    #[test]
-    fn preview_truncates_on_char_boundaries_and_names_media() {
-        let mut m = match message("m", Some("1"), 1) {
-            Event::Message(m) => m,
-            _ => unreachable!(),
-        };
-        m.text = Some("é".repeat(200));
-        assert_eq!(preview(&m).chars().count(), 80);
-        m.text = None;
-        m.message_type = "image".into();
-        assert_eq!(preview(&m), "[image]");
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,11 +1,13 @@
-//! Step 8: apply delivery statuses monotonically.
+//! Step 8 (part): apply delivery statuses monotonically.
 //!
-//! Order of strength: sent < delivered < read, and `failed` is terminal. A
-//! status only ever raises a message's rank, so applying the same statuses
-//! again, or in another order, ends in the same state: `read` may arrive
-//! without `delivered`, a late `delivered` never downgrades `read`. A status
-//! for a message not stored yet is kept on its index row, and the message
-//! takes it when it arrives (step 6).
+//! Order of strength: sent < delivered < read < played, and `failed` is
+//! terminal. A status never lowers a message's rank, so applying the same
+//! statuses again, or in another order, ends in the same state: `read` may
+//! arrive without `delivered`, a late `delivered` never downgrades `read`. A
+//! status equal to the stored rank is written again: if a crash left the
+//! index row updated but not the message row, the retry completes it. A
+//! status for a message not stored yet is kept on its index row, and the
+//! message takes it when it arrives (step 6).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +15,7 @@ use scylla::value::{CqlTimestamp, MaybeUnset};
 use shared::webhook::{DeliveryStatus, StatusEvent};
 use uuid::Uuid;
 
-use super::messages::IndexEntry;
+use super::messages::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
 
@@ -24,7 +26,24 @@ pub struct StatusChange {
     pub status: DeliveryStatus,
     pub at_ms: i64,
     pub errors: Option<String>,
-    pub location: Option<(Uuid, i32, i64)>,
+    pub location: Option<Location>,
+}
+
+/// Where each message stored by this batch lives.
+pub fn fresh_locations<'a>(fresh: &[&'a MessageDraft]) -> HashMap<&'a str, Location> {
+    fresh
+        .iter()
+        .map(|m| {
+            (
+                m.event.message_id.as_str(),
+                Location {
+                    conversation_id: m.conversation_id,
+                    bucket: m.bucket,
+                    sent_at_ms: m.sent_at_ms,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Folds the statuses into at most one change per message (pure).
@@ -33,22 +52,17 @@ pub fn plan_changes(
     index: &HashMap<String, IndexEntry>,
     fresh: &[&MessageDraft],
 ) -> Vec<StatusChange> {
-    let fresh_locations: HashMap<&str, (Uuid, i32, i64)> = fresh
-        .iter()
-        .map(|m| {
-            (
-                m.event.message_id.as_str(),
-                (m.conversation_id, m.bucket, m.sent_at_ms),
-            )
-        })
-        .collect();
+    let fresh_locations = fresh_locations(fresh);
     let mut changes: BTreeMap<&str, StatusChange> = BTreeMap::new();
+    let failed = DeliveryStatus::Failed.rank();
     for s in statuses {
-        let stored_rank = index.get(&s.message_id).map_or(0, |i| i.status_rank);
-        let current_rank = changes
-            .get(s.message_id.as_str())
-            .map_or(stored_rank, |c| c.status.rank());
-        if current_rank == DeliveryStatus::Failed.rank() || s.status.rank() <= current_rank {
+        let rank = s.status.rank();
+        let stored = index.get(&s.message_id).map_or(0, |i| i.status_rank);
+        let weaker = match changes.get(s.message_id.as_str()) {
+            Some(c) => c.status.rank() == failed || rank <= c.status.rank(),
+            None => (stored == failed && rank != failed) || rank < stored,
+        };
+        if weaker {
             continue;
         }
         let location = index
@@ -104,16 +118,16 @@ pub async fn apply(
                 c.message_id.clone(),
             ),
         });
-        if let Some((conversation_id, bucket, sent_at)) = c.location {
+        if let Some(at) = c.location {
             message_rows.push(RowWrite {
-                partition: format!("{conversation_id}:{bucket}"),
+                partition: format!("{}:{}", at.conversation_id, at.bucket),
                 estimated_bytes: 64 + workspace_id.len() + c.message_id.len(),
                 values: (
                     c.status.as_str(),
                     workspace_id.to_owned(),
-                    conversation_id,
-                    bucket,
-                    CqlTimestamp(sent_at),
+                    at.conversation_id,
+                    at.bucket,
+                    CqlTimestamp(at.sent_at_ms),
                     c.message_id.clone(),
                 ),
             });
@@ -183,6 +197,42 @@ mod tests {
             },
         );
         assert!(plan_changes(&[status("m", DeliveryStatus::Delivered, 5)], &index, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_status_equal_to_the_stored_rank_is_written_again_to_complete_a_crashed_write() {
+        let mut index = HashMap::new();
+        index.insert(
+            "m".to_string(),
+            IndexEntry {
+                status_rank: DeliveryStatus::Read.rank(),
+                ..Default::default()
+            },
+        );
+        let changes = plan_changes(&[status("m", DeliveryStatus::Read, 5)], &index, &[]);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].status, DeliveryStatus::Read);
+    }
+
+    #[test]
+    fn played_follows_read_and_failed_stays_terminal() {
+        let statuses = [
+            status("m", DeliveryStatus::Played, 3),
+            status("m", DeliveryStatus::Read, 2),
+        ];
+        assert_eq!(
+            plan_changes(&statuses, &HashMap::new(), &[])[0].status,
+            DeliveryStatus::Played
+        );
+        let mut index = HashMap::new();
+        index.insert(
+            "m".to_string(),
+            IndexEntry {
+                status_rank: DeliveryStatus::Failed.rank(),
+                ..Default::default()
+            },
+        );
+        assert!(plan_changes(&[status("m", DeliveryStatus::Played, 5)], &index, &[]).is_empty());
     }
 
     #[test]

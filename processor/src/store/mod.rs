@@ -13,8 +13,11 @@
 //! requests in flight for one fan-out are bounded by
 //! `cql.max_concurrent_requests`.
 
+mod error;
 mod schema;
 mod statements;
+
+pub use error::StoreError;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,31 +36,6 @@ pub use schema::{migrate, schema_statements};
 pub use statements::Statements;
 
 use crate::config::{CqlConfig, LookupStrategy};
-
-/// A database failure. The consumer retries the whole micro-batch on any of
-/// these (every write is idempotent), committing nothing meanwhile.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot connect to the CQL database at {nodes}: {source}")]
-    Connect {
-        nodes: String,
-        source: Box<scylla::errors::NewSessionError>,
-    },
-    #[error("preparing `{statement}`: {source}")]
-    Prepare {
-        statement: String,
-        source: Box<scylla::errors::PrepareError>,
-    },
-    #[error("executing {what}: {source}")]
-    Execute {
-        what: &'static str,
-        source: Box<scylla::errors::ExecutionError>,
-    },
-    #[error("reading rows of {what}: {message}")]
-    Rows { what: &'static str, message: String },
-    #[error("injected failure after step {0}")]
-    Injected(&'static str),
-}
 
 /// Requests sent to the database, and sequential round trips, for one unit of work.
 #[derive(Debug, Default)]
@@ -102,6 +80,20 @@ pub struct WriteSet<'a, V> {
     pub what: &'static str,
     pub statement: &'a PreparedStatement,
     pub rows: Vec<RowWrite<V>>,
+}
+
+impl<'a, V> WriteSet<'a, V> {
+    pub fn new(
+        what: &'static str,
+        statement: &'a PreparedStatement,
+        rows: Vec<RowWrite<V>>,
+    ) -> Self {
+        WriteSet {
+            what,
+            statement,
+            rows,
+        }
+    }
 }
 
 /// The session and its prepared statements.
@@ -251,6 +243,21 @@ impl Store {
         statement: &PreparedStatement,
         values: Vec<V>,
     ) -> Result<(), StoreError> {
+        let failed = |source| StoreError::Execute {
+            what,
+            source: Box::new(source),
+        };
+        // One row is one statement: batch size limits (Cassandra fails
+        // batches over `batch_size_fail_threshold`) do not apply to it, so a
+        // single large row can never be refused as a "batch too large".
+        if let [row] = values.as_slice() {
+            return self
+                .session
+                .execute_unpaged(statement, row)
+                .await
+                .map(|_| ())
+                .map_err(failed);
+        }
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         batch.set_request_timeout(Some(self.cfg.request_timeout));
@@ -261,10 +268,7 @@ impl Store {
             .batch(&batch, values)
             .await
             .map(|_| ())
-            .map_err(|source| StoreError::Execute {
-                what,
-                source: Box::new(source),
-            })
+            .map_err(failed)
     }
 }
 

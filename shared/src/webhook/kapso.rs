@@ -51,11 +51,12 @@
 //!   `malformed_conversation`, `malformed_item`, `unknown_message_type`.
 use serde_json::{Map, Value};
 
-use super::meta::Content;
+use super::content::{Content, context};
+use super::meta_message::amend;
 use super::{
-    ConversationEvent, ConversationState, DeliveryStatus, Direction, Event, MessageEvent,
-    ShapeError, StatusEvent, contact_phone, event_timestamp, json_text, phone_number_id_value,
-    text_field,
+    AccountEvent, ConversationEvent, ConversationState, DeliveryStatus, Direction, Event,
+    MessageEvent, Origin, ReactionEvent, Scope, ShapeError, StatusEvent, contact_phone,
+    event_timestamp, id_field, json_text, parse_timestamp, phone_number_id_value, text_field,
 };
 
 const SOURCE: &str = "kapso";
@@ -145,9 +146,11 @@ fn item_phone_number_id(item: &Value) -> Result<String, &'static str> {
 }
 
 pub(super) fn phone_number_ids(value: &Value) -> Result<Vec<String>, ShapeError> {
-    let body = value
-        .as_object()
-        .ok_or_else(|| shape("body is not a JSON object"))?;
+    let body = envelope(value)?;
+    if is_project_event(body) && body.get("phone_number_id").is_none() {
+        // A project event (`workflow.execution.*`) names no number.
+        return Ok(Vec::new());
+    }
     match batch_items(body) {
         Some(items) => items?
             .iter()
@@ -163,18 +166,21 @@ pub(super) fn phone_number_ids(value: &Value) -> Result<Vec<String>, ShapeError>
 pub(super) fn normalize(
     event_type: Option<&str>,
     value: &Value,
-    only: &[String],
+    scope: &Scope,
 ) -> Result<Vec<Event>, ShapeError> {
-    let body = value
-        .as_object()
-        .ok_or_else(|| shape("body is not a JSON object"))?;
+    let body = envelope(value)?;
+    // The signed body's own event name wins over the unsigned header.
+    let event_type = text_field(body.get("type"))
+        .or_else(|| text_field(body.get("event")))
+        .or(event_type);
     if let Some(items) = batch_items(body) {
-        let event_type = body.get("type").and_then(Value::as_str).or(event_type);
         let mut events = Vec::new();
         for item in items? {
             match item_phone_number_id(item) {
-                Ok(id) if !only.is_empty() && !only.contains(&id) => {}
-                Ok(id) if is_event(item) => events.extend(normalize_item(event_type, &id, item)),
+                Ok(id) if !scope.has_phone(&id) => {}
+                Ok(id) if is_event(item) => {
+                    events.extend(normalize_item(event_type, &id, item, scope));
+                }
                 _ => events.push(unknown("malformed_item")),
             }
         }
@@ -182,14 +188,59 @@ pub(super) fn normalize(
     }
     if !is_event(value) {
         return match event_type.map(classify) {
-            Some(Kind::Other(kind)) if kind != "other" => Ok(vec![unknown(kind)]),
+            Some(Kind::Other(kind)) if kind != "other" => Ok(vec![project_event(kind, body)]),
             _ => Err(shape(
                 "body has neither `message`, `conversation` nor batch `data`",
             )),
         };
     }
     let id = item_phone_number_id(value).map_err(shape)?;
-    Ok(normalize_item(event_type, &id, value))
+    Ok(normalize_item(event_type, &id, value, scope))
+}
+
+/// The body as an object, refusing Kapso's legacy v1 payloads.
+fn envelope(value: &Value) -> Result<&Map<String, Value>, ShapeError> {
+    let body = value
+        .as_object()
+        .ok_or_else(|| shape("body is not a JSON object"))?;
+    if body.contains_key("whatsapp_config") {
+        return Err(shape(
+            "Kapso v1 payload (nested `whatsapp_config`): set the webhook's payload_version to v2",
+        ));
+    }
+    Ok(body)
+}
+
+/// A project event (`whatsapp.phone_number.created`, `workflow.execution.*`),
+/// kept whole.
+fn project_event(kind: &str, body: &Map<String, Value>) -> Event {
+    let project = body.get("project").and_then(|p| p.get("id"));
+    let account_id = id_field(body.get("project_id"))
+        .or_else(|| id_field(project))
+        .map(str::to_owned);
+    match json_text(Some(&Value::Object(body.clone()))) {
+        Some(value) => Event::Account(AccountEvent {
+            source: crate::record::Source::Kapso,
+            account_id,
+            field: kind.to_owned(),
+            value,
+            timestamp: body.get("occurred_at").and_then(parse_timestamp),
+        }),
+        None => unknown(kind),
+    }
+}
+
+/// A project-level event: no message, conversation or batch data, and an
+/// `event` name or a project reference.
+fn is_project_event(body: &Map<String, Value>) -> bool {
+    let item = !["message", "conversation", "data", "batch"]
+        .iter()
+        .any(|k| body.contains_key(*k));
+    let named = body.get("event").is_some_and(Value::is_string)
+        || ["project", "project_id"]
+            .iter()
+            .any(|k| body.contains_key(*k));
+    item && named
 }
 
 fn is_event(item: &Value) -> bool {
@@ -197,15 +248,20 @@ fn is_event(item: &Value) -> bool {
         || item.get("conversation").is_some_and(Value::is_object)
 }
 
-fn normalize_item(event_type: Option<&str>, phone_number_id: &str, item: &Value) -> Vec<Event> {
+fn normalize_item(
+    event_type: Option<&str>,
+    phone_number_id: &str,
+    item: &Value,
+    scope: &Scope,
+) -> Vec<Event> {
     let message = item.get("message").and_then(Value::as_object);
     let conversation = item.get("conversation").and_then(Value::as_object);
-    let kind = match event_type {
-        Some(event_type) => classify(event_type),
-        None => match message.map(inferred_kind) {
-            Some(kind) => kind,
-            None => return vec![unknown("missing_event_type")],
-        },
+    // What the signed message says of itself beats the event name.
+    let kind = match (message.map(inferred_kind), event_type) {
+        (Some(kind @ (Kind::Received | Kind::Status(_))), _) => kind,
+        (_, Some(event_type)) => classify(event_type),
+        (Some(kind), None) => kind,
+        (None, None) => return vec![unknown("missing_event_type")],
     };
     let kind = match kind {
         Kind::Other(kind) => return vec![unknown(kind)],
@@ -231,6 +287,7 @@ fn normalize_item(event_type: Option<&str>, phone_number_id: &str, item: &Value)
         direction,
         message,
         conversation,
+        scope,
     )];
     if let Kind::Status(status) = kind {
         events.push(status_event(phone_number_id, status, message, conversation));
@@ -272,51 +329,90 @@ fn message_event(
     direction: Direction,
     message: &Map<String, Value>,
     conversation: Option<&Map<String, Value>>,
+    scope: &Scope,
 ) -> Event {
     let kapso = message.get("kapso");
-    let id = text_field(message.get("id"));
+    let id = id_field(message.get("id"));
     let timestamp = status_entry(message, DeliveryStatus::Sent)
         .and_then(|s| event_timestamp(s.get("timestamp")))
-        .or_else(|| event_timestamp(message.get("timestamp")));
+        .or_else(|| event_timestamp(message.get("timestamp")))
+        .or(scope.fallback_timestamp);
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
         return unknown("malformed_message");
     };
+    let (own_phone, own_user) = match direction {
+        Direction::Inbound => ("from", "from_user_id"),
+        Direction::Outbound => ("to", "to_user_id"),
+    };
+    let conversation_field = |f: &str| conversation.and_then(|c| c.get(f));
+    let phone = contact_phone(message.get(own_phone))
+        .or_else(|| contact_phone(conversation_field("phone_number")))
+        .or_else(|| contact_phone(kapso.and_then(|k| k.get("phone_number"))));
+    let user_id = id_field(message.get(own_user))
+        .or_else(|| id_field(conversation_field("business_scoped_user_id")))
+        .map(str::to_owned);
+    match message.get("type").and_then(Value::as_str) {
+        Some("reaction") => {
+            let reaction = message.get("reaction");
+            let target = id_field(reaction.and_then(|r| r.get("message_id")));
+            return match (target, phone.clone().or(user_id)) {
+                (Some(target), Some(reactor)) => Event::Reaction(ReactionEvent {
+                    phone_number_id: phone_number_id.to_owned(),
+                    target_message_id: target.to_owned(),
+                    reactor,
+                    emoji: text_field(reaction.and_then(|r| r.get("emoji"))).map(str::to_owned),
+                    timestamp,
+                }),
+                _ => unknown("malformed_reaction"),
+            };
+        }
+        Some(kind @ ("edit" | "revoke")) => {
+            return amend(phone_number_id.to_owned(), message, kind, timestamp);
+        }
+        _ => {}
+    }
     let content = match Content::of(message) {
         Ok(content) => content,
         Err(kind) => return unknown(kind),
     };
-    let own_phone = match direction {
-        Direction::Inbound => message.get("from"),
-        Direction::Outbound => message.get("to"),
-    };
-    let has_media = kapso
-        .and_then(|k| k.get("has_media"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    let text = content.text.or_else(|| {
+    Event::Message(MessageEvent {
+        phone_number_id: phone_number_id.to_owned(),
+        message_id: id.to_owned(),
+        direction,
+        contact_phone: phone,
+        contact_name: conversation_contact_name(conversation)
+            .or_else(|| text_field(kapso.and_then(|k| k.get("contact_name"))))
+            .map(str::to_owned),
+        contact_user_id: user_id,
+        contact_username: text_field(conversation_field("username")).map(str::to_owned),
+        origin: match kapso.and_then(|k| k.get("origin")).and_then(Value::as_str) {
+            Some("business_app") => Origin::BusinessApp,
+            Some("history_sync") => Origin::History,
+            _ => Origin::CloudApi,
+        },
+        timestamp,
+        text: text_of(&content, kapso),
+        message_type: content.message_type,
+        type_payload: content.type_payload,
+        context: context(message),
+        errors: json_text(message.get("errors")),
+        kapso_conversation_id: conversation_id(conversation),
+        ..MessageEvent::default()
+    })
+}
+
+/// The type's own text; for audio without one, Kapso's transcript; for
+/// messages without media, Kapso's `content` rendering.
+fn text_of(content: &Content, kapso: Option<&Value>) -> Option<String> {
+    content.text.clone().or_else(|| {
         let kapso = kapso?;
+        let has_media = kapso.get("has_media").and_then(Value::as_bool) == Some(true);
         let fallback = match content.message_type.as_str() {
             "audio" => kapso.get("transcript").and_then(|t| t.get("text")),
             _ if !has_media => kapso.get("content"),
             _ => None,
         };
         text_field(fallback).map(str::to_owned)
-    });
-    Event::Message(MessageEvent {
-        phone_number_id: phone_number_id.to_owned(),
-        message_id: id.to_owned(),
-        direction,
-        contact_phone: contact_phone(own_phone)
-            .or_else(|| contact_phone(conversation.and_then(|c| c.get("phone_number"))))
-            .or_else(|| contact_phone(kapso.and_then(|k| k.get("phone_number")))),
-        contact_name: conversation_contact_name(conversation)
-            .or_else(|| text_field(kapso.and_then(|k| k.get("contact_name"))))
-            .map(str::to_owned),
-        timestamp,
-        message_type: content.message_type,
-        text,
-        type_payload: content.type_payload,
-        kapso_conversation_id: conversation_id(conversation),
     })
 }
 
@@ -336,7 +432,7 @@ fn status_event(
     conversation: Option<&Map<String, Value>>,
 ) -> Event {
     let entry = status_entry(message, status);
-    let id = text_field(message.get("id"));
+    let id = id_field(message.get("id"));
     let timestamp = entry
         .and_then(|e| event_timestamp(e.get("timestamp")))
         .or_else(|| event_timestamp(message.get("timestamp")));
@@ -395,6 +491,7 @@ fn conversation_event(
         phone_number_id: phone_number_id.to_owned(),
         kapso_conversation_id: conversation_id(Some(conversation)),
         contact_phone: contact_phone(conversation.get("phone_number")),
+        contact_user_id: id_field(conversation.get("business_scoped_user_id")).map(str::to_owned),
         contact_name: conversation_contact_name(Some(conversation)).map(str::to_owned),
         state,
         timestamp,

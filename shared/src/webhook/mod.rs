@@ -1,21 +1,36 @@
 //! The webhook model: what Kapso and Meta send, and the normalised events the
 //! processor stores.
 //!
-//! - [`routing_phone_number_ids`] is all the ingress needs: the business
-//!   phone_number_ids a body mentions, for workspace routing. It fails with a
-//!   [`ShapeError`] when the body is not JSON of the expected shape.
-//! - [`normalize`] turns one body into [`Event`]s for the processor.
+//! - [`routing_keys`] is all the ingress needs: the business phone_number_ids
+//!   and (for Meta's account-level fields) the business account ids a body
+//!   mentions, for workspace routing. It fails with a [`ShapeError`] when the
+//!   body is not JSON of the expected shape.
+//! - [`normalize`] / [`normalize_in`] turn one body into [`Event`]s for the
+//!   processor.
+//! - [`is_meta_payload`]: whether a body is a raw Meta payload (Kapso's "meta"
+//!   webhook kind forwards those on the Kapso route).
 //!
-//! Guarantees: neither function panics on any input; unknown event or message
-//! types are reported as [`Event::Unknown`] (counted and skipped downstream),
-//! never as errors; optional fields (`from`, contact names) stay `Option`.
+//! Guarantees: no function here panics on any input; unknown event or message
+//! types are reported as [`Event::Unknown`] (counted as ignored downstream),
+//! never as errors; optional fields (`from`, contact names) stay `Option`;
+//! ids are at most [`MAX_ID_BYTES`] and texts at most [`MAX_TEXT_BYTES`].
 
+mod content;
 mod kapso;
 mod meta;
+mod meta_message;
+mod model;
 
+pub use model::*;
 use serde_json::Value;
 
 use crate::record::Source;
+
+/// Longest id (message, phone_number_id, user id, group id) taken from a body.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest text (body, caption, type payload) taken from a body; longer ones
+/// are cut on a character boundary.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Why a body is not a webhook we understand. Such bodies are dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,169 +44,99 @@ pub enum ShapeError {
     },
 }
 
-/// Direction of a message relative to the business.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    Inbound,
-    Outbound,
+/// What a body names for routing, in first-seen order, without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingKeys {
+    /// Kapso: top-level `phone_number_id` (each `data[]` item for batches);
+    /// Meta: `entry[].changes[].value.metadata.phone_number_id`.
+    pub phone_number_ids: Vec<String>,
+    /// Meta: `entry[].id` of entries with an account-level change (one
+    /// without `value.metadata`), such as `account_update`.
+    pub business_account_ids: Vec<String>,
 }
 
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
+impl RoutingKeys {
+    pub fn is_empty(&self) -> bool {
+        self.phone_number_ids.is_empty() && self.business_account_ids.is_empty()
     }
 }
 
-/// A WhatsApp message, inbound or outbound.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageEvent {
-    /// The business number it was sent to or from.
-    pub phone_number_id: String,
-    /// WhatsApp message id (`wamid...`).
-    pub message_id: String,
-    pub direction: Direction,
-    /// The customer's phone (sender of inbound, recipient of outbound), digits only.
-    pub contact_phone: Option<String>,
-    pub contact_name: Option<String>,
-    /// Seconds since the Unix epoch, as WhatsApp reports it.
-    pub timestamp: i64,
-    /// `text`, `image`, `audio`, ...
-    pub message_type: String,
-    /// The text body or media caption, when there is one.
-    pub text: Option<String>,
-    /// The raw type object (for example the `image` object), as JSON text.
-    pub type_payload: Option<String>,
-    /// Kapso's conversation id, when the body came from Kapso.
-    pub kapso_conversation_id: Option<String>,
-}
-
-/// Delivery state of an outbound message, in monotonic rank order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DeliveryStatus {
-    Sent = 1,
-    Delivered = 2,
-    Read = 3,
-    /// Terminal: nothing replaces it.
-    Failed = 4,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Read => "read",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "sent" => Some(Self::Sent),
-            "delivered" => Some(Self::Delivered),
-            "read" => Some(Self::Read),
-            "failed" => Some(Self::Failed),
-            _ => None,
-        }
-    }
-
-    pub fn rank(self) -> i32 {
-        self as i32
-    }
-}
-
-/// A status update for a message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusEvent {
-    pub phone_number_id: String,
-    pub message_id: String,
-    pub status: DeliveryStatus,
-    /// Seconds since the Unix epoch.
-    pub timestamp: i64,
-    pub recipient_phone: Option<String>,
-    /// The `errors` array as JSON text, for `failed`.
-    pub errors: Option<String>,
-}
-
-/// Kapso conversation lifecycle events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConversationState {
-    Created,
-    Ended,
-    Inactive,
-}
-
-impl ConversationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConversationState::Created => "active",
-            ConversationState::Ended => "ended",
-            ConversationState::Inactive => "inactive",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConversationEvent {
-    pub phone_number_id: String,
-    pub kapso_conversation_id: Option<String>,
-    pub contact_phone: Option<String>,
-    pub contact_name: Option<String>,
-    pub state: ConversationState,
-    /// Seconds since the Unix epoch.
-    pub timestamp: i64,
-}
-
-/// One normalised thing that happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Message(MessageEvent),
-    Status(StatusEvent),
-    Conversation(ConversationEvent),
-    /// Something we do not handle; `kind` is low-cardinality (an event or
-    /// message type name) and safe as a metric label.
-    Unknown {
-        kind: String,
-    },
-}
-
-/// The business phone_number_ids a body mentions, in first-seen order, without
-/// duplicates. Kapso: top-level `phone_number_id` (each `data[]` item for
-/// batches); Meta: `entry[].changes[].value.metadata.phone_number_id`.
-pub fn routing_phone_number_ids(source: Source, body: &[u8]) -> Result<Vec<String>, ShapeError> {
+/// The routing keys of a body. A Kapso project event without any
+/// phone_number_id has none (it can be routed only by a workspace's own
+/// secret); a Meta body with none at all is a [`ShapeError`].
+pub fn routing_keys(source: Source, body: &[u8]) -> Result<RoutingKeys, ShapeError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ShapeError::NotJson(e.to_string()))?;
-    let ids = match source {
-        Source::Kapso => kapso::phone_number_ids(&value)?,
-        Source::Meta => meta::phone_number_ids(&value)?,
+    let mut keys = match source {
+        Source::Kapso => RoutingKeys {
+            phone_number_ids: kapso::phone_number_ids(&value)?,
+            business_account_ids: Vec::new(),
+        },
+        Source::Meta => meta::routing_keys(&value)?,
     };
+    dedup(&mut keys.phone_number_ids);
+    dedup(&mut keys.business_account_ids);
+    Ok(keys)
+}
+
+/// The business phone_number_ids of [`routing_keys`].
+pub fn routing_phone_number_ids(source: Source, body: &[u8]) -> Result<Vec<String>, ShapeError> {
+    routing_keys(source, body).map(|k| k.phone_number_ids)
+}
+
+fn dedup(ids: &mut Vec<String>) {
     let mut seen = Vec::with_capacity(ids.len());
-    for id in ids {
+    for id in ids.drain(..) {
         if !seen.contains(&id) {
             seen.push(id);
         }
     }
-    Ok(seen)
+    *ids = seen;
+}
+
+/// Whether `body` is a raw Meta Cloud API payload (`object:
+/// whatsapp_business_account`), as Kapso's "meta" webhook kind forwards.
+pub fn is_meta_payload(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        object: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Envelope<'_>>(body)
+        .is_ok_and(|e| e.object.as_deref() == Some("whatsapp_business_account"))
 }
 
 /// Decodes one body into events. `event_type` is the `X-Webhook-Event` value
-/// for Kapso (ignored for Meta). When `only_phone_number_ids` is non-empty,
-/// Meta changes and Kapso batch items for other numbers are skipped (a multi-workspace body is
-/// stored once per workspace, and each copy handles its own numbers).
+/// for Kapso (ignored for Meta, and for Kapso bodies that name their own
+/// type). With a non-empty `only_phone_number_ids`, Meta changes and Kapso
+/// batch items for other numbers are skipped (a multi-workspace body is stored
+/// once per workspace, and each copy handles its own numbers).
 pub fn normalize(
     source: Source,
     event_type: Option<&str>,
     body: &[u8],
     only_phone_number_ids: &[String],
 ) -> Result<Vec<Event>, ShapeError> {
+    normalize_in(
+        source,
+        event_type,
+        body,
+        &Scope::phones(only_phone_number_ids),
+    )
+}
+
+/// [`normalize`] within a full [`Scope`].
+pub fn normalize_in(
+    source: Source,
+    event_type: Option<&str>,
+    body: &[u8],
+    scope: &Scope,
+) -> Result<Vec<Event>, ShapeError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ShapeError::NotJson(e.to_string()))?;
     match source {
-        Source::Kapso => kapso::normalize(event_type, &value, only_phone_number_ids),
-        Source::Meta => meta::normalize(&value, only_phone_number_ids),
+        Source::Kapso => kapso::normalize(event_type, &value, scope),
+        Source::Meta => meta::normalize(&value, scope),
     }
 }
 
@@ -251,17 +196,44 @@ pub(super) fn contact_phone(value: Option<&Value>) -> Option<String> {
     (!digits.is_empty() && digits.len() <= 20).then_some(digits)
 }
 
-/// A non-blank string field, trimmed.
+/// A non-blank string field, trimmed, cut to [`MAX_TEXT_BYTES`].
 pub(super) fn text_field(value: Option<&Value>) -> Option<&str> {
     value
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .map(|s| cut(s, MAX_TEXT_BYTES))
 }
 
-/// A JSON value as compact JSON text; `None` for absent or `null`.
+/// An id: a non-blank string of at most [`MAX_ID_BYTES`] without control
+/// characters, trimmed. Longer or odd ids are refused, never cut (a cut id
+/// would name another message).
+pub(super) fn id_field(value: Option<&Value>) -> Option<&str> {
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.chars().any(char::is_control))
+}
+
+/// A JSON value as compact JSON text; `None` for absent or `null`, and for a
+/// value longer than [`MAX_TEXT_BYTES`] (it cannot be cut and stay JSON).
 pub(super) fn json_text(value: Option<&Value>) -> Option<String> {
-    value.filter(|v| !v.is_null()).map(Value::to_string)
+    value
+        .filter(|v| !v.is_null())
+        .map(Value::to_string)
+        .filter(|s| s.len() <= MAX_TEXT_BYTES)
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Seconds since the epoch of an RFC 3339 date-time such as

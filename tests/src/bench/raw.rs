@@ -20,87 +20,33 @@ use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlTimestamp, MaybeUnset};
-use uuid::Uuid;
 
 use processor::config::CqlConfig;
 use processor::decode::DecodedRecord;
+use processor::pipeline::identity::Known;
+use processor::pipeline::messages::{LocationRow, MessageRow, location_row, message_row};
 use processor::pipeline::plan::Plan;
 use processor::store::{DbStats, RowWrite, Store, WriteSet};
 
-type MessageRow = (
-    String,
-    Uuid,
-    i32,
-    CqlTimestamp,
-    String,
-    &'static str,
-    String,
-    MaybeUnset<String>,
-    MaybeUnset<String>,
-    MaybeUnset<&'static str>,
-);
-type LocationRow = (
-    Uuid,
-    i32,
-    CqlTimestamp,
-    &'static str,
-    i32,
-    i64,
-    String,
-    String,
-);
-
-/// The message rows and index rows of step 6, with their partition keys and
-/// size estimates exactly as the pipeline computes them.
+/// The message rows and index rows of step 6, built by the pipeline's own
+/// row builders (so sizes and partition keys are exactly the pipeline's),
+/// for messages placed as if every contact were new.
 fn rows(
     workspace_id: &str,
     records: &[&DecodedRecord],
 ) -> (Vec<RowWrite<MessageRow>>, Vec<RowWrite<LocationRow>>) {
-    let plan = Plan::build(workspace_id, records);
-    let mut messages = Vec::with_capacity(plan.messages.len());
-    let mut locations = Vec::with_capacity(plan.messages.len());
-    for m in &plan.messages {
-        let e = &m.event;
-        let bytes = 96
-            + workspace_id.len()
-            + e.message_id.len()
-            + e.message_type.len()
-            + e.text.as_ref().map_or(0, String::len)
-            + e.type_payload.as_ref().map_or(0, String::len);
-        messages.push(RowWrite {
-            partition: format!("{}:{}", m.conversation_id, m.bucket),
-            estimated_bytes: bytes,
-            values: (
-                workspace_id.to_owned(),
-                m.conversation_id,
-                m.bucket,
-                CqlTimestamp(m.sent_at_ms),
-                e.message_id.clone(),
-                e.direction.as_str(),
-                e.message_type.clone(),
-                e.text.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                e.type_payload
-                    .clone()
-                    .map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                MaybeUnset::Unset,
-            ),
-        });
-        locations.push(RowWrite {
-            partition: e.message_id.clone(),
-            estimated_bytes: 96 + workspace_id.len() + e.message_id.len(),
-            values: (
-                m.conversation_id,
-                m.bucket,
-                CqlTimestamp(m.sent_at_ms),
-                e.direction.as_str(),
-                m.partition,
-                m.offset,
-                workspace_id.to_owned(),
-                e.message_id.clone(),
-            ),
-        });
-    }
+    let mut plan = Plan::build(records);
+    plan.place(workspace_id, &Known::default());
+    let messages = plan
+        .messages
+        .iter()
+        .map(|m| message_row(workspace_id, m, None))
+        .collect();
+    let locations = plan
+        .messages
+        .iter()
+        .map(|m| location_row(workspace_id, m))
+        .collect();
     (messages, locations)
 }
 

@@ -1,0 +1,268 @@
+//! Step 8 (part): edits and revokes of earlier messages.
+//!
+//! Guarantees: idempotent and order-insensitive. The latest edit (by its
+//! WhatsApp time) wins; an edit as late as the stored one is written again,
+//! so a retry completes a write a crash cut short. A revoke is sticky. Both
+//! are kept on the target's index row; the message row takes them now when
+//! it is stored, or in step 6 when it arrives later.
+
+use std::collections::{BTreeMap, HashMap};
+
+use scylla::SerializeRow;
+use scylla::value::CqlTimestamp;
+use shared::webhook::{AmendEvent, Amendment};
+use uuid::Uuid;
+
+use super::messages::{IndexEntry, Location};
+use super::plan::MessageDraft;
+use super::statuses::fresh_locations;
+use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+
+/// What this batch changes on one target message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AmendChange {
+    pub edit: Option<(Option<String>, i64)>,
+    pub revoked_at_ms: Option<i64>,
+    pub location: Option<Location>,
+}
+
+/// Folds the amendments into one change per target (pure).
+pub fn plan_changes(
+    amendments: &[AmendEvent],
+    index: &HashMap<String, IndexEntry>,
+    fresh: &[&MessageDraft],
+) -> BTreeMap<String, AmendChange> {
+    let fresh = fresh_locations(fresh);
+    let mut changes: BTreeMap<String, AmendChange> = BTreeMap::new();
+    for a in amendments {
+        let stored = index.get(&a.target_message_id);
+        let at_ms = a.timestamp.saturating_mul(1000);
+        let change = changes
+            .entry(a.target_message_id.clone())
+            .or_insert_with(|| AmendChange {
+                location: stored
+                    .and_then(|i| i.location)
+                    .or_else(|| fresh.get(a.target_message_id.as_str()).copied()),
+                ..AmendChange::default()
+            });
+        match &a.amendment {
+            Amendment::Edit { body } => {
+                let latest = change
+                    .edit
+                    .as_ref()
+                    .or(stored.and_then(|i| i.edit.as_ref()));
+                let newer = match change.edit {
+                    Some((_, t)) => at_ms > t,
+                    None => latest.is_none_or(|(_, t)| at_ms >= *t),
+                };
+                if newer {
+                    change.edit = Some((body.clone(), at_ms));
+                }
+            }
+            Amendment::Revoke => {
+                let first = stored.and_then(|i| i.revoked_at_ms).into_iter();
+                let earliest = first.chain(change.revoked_at_ms).chain([at_ms]).min();
+                change.revoked_at_ms = earliest;
+            }
+        }
+    }
+    changes
+}
+
+#[derive(Debug, SerializeRow)]
+struct IndexEdit {
+    edit_body: Option<String>,
+    edited_at: CqlTimestamp,
+    workspace_id: String,
+    message_id: String,
+}
+
+#[derive(Debug, SerializeRow)]
+struct IndexRevoke {
+    revoked_at: CqlTimestamp,
+    workspace_id: String,
+    message_id: String,
+}
+
+#[derive(Debug, SerializeRow)]
+struct MessageEdit {
+    body: Option<String>,
+    edited_at: CqlTimestamp,
+    workspace_id: String,
+    conversation_id: Uuid,
+    bucket: i32,
+    sent_at: CqlTimestamp,
+    message_id: String,
+}
+
+#[derive(Debug, SerializeRow)]
+struct MessageRevoke {
+    revoked_at: CqlTimestamp,
+    workspace_id: String,
+    conversation_id: Uuid,
+    bucket: i32,
+    sent_at: CqlTimestamp,
+    message_id: String,
+}
+
+fn row<V>(partition: String, bytes: usize, values: V) -> RowWrite<V> {
+    RowWrite {
+        partition,
+        estimated_bytes: bytes,
+        values,
+    }
+}
+
+/// Writes the changes (index rows, and message rows where located), all in
+/// one wave. Returns how many messages changed.
+pub async fn apply(
+    store: &Store,
+    ws: &str,
+    changes: BTreeMap<String, AmendChange>,
+    stats: &DbStats,
+) -> Result<u64, StoreError> {
+    let (mut index_edits, mut index_revokes) = (Vec::new(), Vec::new());
+    let (mut message_edits, mut message_revokes) = (Vec::new(), Vec::new());
+    let count = changes.len() as u64;
+    for (id, c) in changes {
+        let bytes = 96 + ws.len() + id.len();
+        let text_bytes = c
+            .edit
+            .as_ref()
+            .and_then(|(b, _)| b.as_ref())
+            .map_or(0, String::len);
+        let key = |l: &Location| format!("{}:{}", l.conversation_id, l.bucket);
+        if let Some((body, at)) = c.edit {
+            index_edits.push(row(
+                id.clone(),
+                bytes + text_bytes,
+                IndexEdit {
+                    edit_body: body.clone(),
+                    edited_at: CqlTimestamp(at),
+                    workspace_id: ws.to_owned(),
+                    message_id: id.clone(),
+                },
+            ));
+            if let Some(l) = c.location {
+                message_edits.push(row(
+                    key(&l),
+                    bytes + text_bytes,
+                    MessageEdit {
+                        body,
+                        edited_at: CqlTimestamp(at),
+                        workspace_id: ws.to_owned(),
+                        conversation_id: l.conversation_id,
+                        bucket: l.bucket,
+                        sent_at: CqlTimestamp(l.sent_at_ms),
+                        message_id: id.clone(),
+                    },
+                ));
+            }
+        }
+        if let Some(at) = c.revoked_at_ms {
+            index_revokes.push(row(
+                id.clone(),
+                bytes,
+                IndexRevoke {
+                    revoked_at: CqlTimestamp(at),
+                    workspace_id: ws.to_owned(),
+                    message_id: id.clone(),
+                },
+            ));
+            if let Some(l) = c.location {
+                message_revokes.push(row(
+                    key(&l),
+                    bytes,
+                    MessageRevoke {
+                        revoked_at: CqlTimestamp(at),
+                        workspace_id: ws.to_owned(),
+                        conversation_id: l.conversation_id,
+                        bucket: l.bucket,
+                        sent_at: CqlTimestamp(l.sent_at_ms),
+                        message_id: id,
+                    },
+                ));
+            }
+        }
+    }
+    let s = store.statements();
+    futures::try_join!(
+        store.write(
+            vec![WriteSet::new("index edits", &s.index_edit, index_edits)],
+            stats
+        ),
+        store.write(
+            vec![WriteSet::new(
+                "index revokes",
+                &s.index_revoke,
+                index_revokes
+            )],
+            stats
+        ),
+        store.write(
+            vec![WriteSet::new(
+                "message edits",
+                &s.message_edit,
+                message_edits
+            )],
+            stats
+        ),
+        store.write(
+            vec![WriteSet::new(
+                "message revokes",
+                &s.message_revoke,
+                message_revokes
+            )],
+            stats
+        ),
+    )?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(body: &str, ts: i64) -> AmendEvent {
+        AmendEvent {
+            phone_number_id: "pn".into(),
+            target_message_id: "m".into(),
+            amendment: Amendment::Edit {
+                body: Some(body.into()),
+            },
+            timestamp: ts,
+        }
+    }
+
+    #[test]
+    fn the_latest_edit_wins_in_any_order_and_an_older_one_never_overwrites() {
+        let a = plan_changes(&[edit("one", 1), edit("two", 2)], &HashMap::new(), &[]);
+        let b = plan_changes(&[edit("two", 2), edit("one", 1)], &HashMap::new(), &[]);
+        assert_eq!(a, b);
+        assert_eq!(a["m"].edit, Some((Some("two".into()), 2000)));
+        let mut index = HashMap::new();
+        index.insert(
+            "m".to_string(),
+            IndexEntry {
+                edit: Some((Some("two".into()), 2000)),
+                ..IndexEntry::default()
+            },
+        );
+        assert_eq!(plan_changes(&[edit("one", 1)], &index, &[])["m"].edit, None);
+        assert!(
+            plan_changes(&[edit("two", 2)], &index, &[])["m"]
+                .edit
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_revoke_keeps_the_earliest_time() {
+        let revoke = |ts| AmendEvent {
+            amendment: Amendment::Revoke,
+            ..edit("", ts)
+        };
+        let c = plan_changes(&[revoke(5), revoke(3)], &HashMap::new(), &[]);
+        assert_eq!(c["m"].revoked_at_ms, Some(3000));
+    }
+}

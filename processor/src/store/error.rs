@@ -1,0 +1,139 @@
+//! Database failures, and which of them a retry can cure.
+//!
+//! Guarantee: [`StoreError::is_permanent`] is `true` only for failures the
+//! same request can never get past (an invalid request, a syntax error, a
+//! value that cannot be serialised); the consumer then isolates and
+//! dead-letters the records that cause it. Timeouts, unavailable or
+//! overloaded nodes, broken connections, a schema the database lacks (a
+//! missing migration: "unconfigured table", "undefined column", rows that do
+//! not decode) and everything not known to be permanent count as transient,
+//! so the consumer waits and commits nothing rather than dead-lettering
+//! records that would succeed once the operator acts.
+
+use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the CQL database at {nodes}: {source}")]
+    Connect {
+        nodes: String,
+        source: Box<scylla::errors::NewSessionError>,
+    },
+    #[error("preparing `{statement}`: {source}")]
+    Prepare {
+        statement: String,
+        source: Box<PrepareError>,
+    },
+    #[error("executing {what}: {source}")]
+    Execute {
+        what: &'static str,
+        source: Box<ExecutionError>,
+    },
+    #[error("reading rows of {what}: {message}")]
+    Rows { what: &'static str, message: String },
+    #[error("the cluster did not agree on the schema version: {0}")]
+    SchemaAgreement(Box<scylla::errors::SchemaAgreementError>),
+    #[error("injected failure after step {0}")]
+    Injected(&'static str),
+    /// Tests only: a permanent refusal of the records holding a message id.
+    #[error("injected permanent refusal of message {0}")]
+    InjectedPermanent(&'static str),
+}
+
+impl StoreError {
+    /// Whether retrying the same request can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Execute { source, .. } => execution_is_permanent(source),
+            StoreError::Prepare { source, .. } => prepare_is_permanent(source),
+            StoreError::InjectedPermanent(_) => true,
+            StoreError::Rows { .. }
+            | StoreError::Connect { .. }
+            | StoreError::SchemaAgreement(_)
+            | StoreError::Injected(_) => false,
+        }
+    }
+}
+
+fn execution_is_permanent(e: &ExecutionError) -> bool {
+    match e {
+        ExecutionError::BadQuery(_) => true,
+        ExecutionError::LastAttemptError(attempt) => attempt_is_permanent(attempt),
+        ExecutionError::PrepareError(p) => prepare_is_permanent(p),
+        _ => false,
+    }
+}
+
+fn prepare_is_permanent(e: &PrepareError) -> bool {
+    match e {
+        PrepareError::AllAttemptsFailed { first_attempt } => attempt_is_permanent(first_attempt),
+        _ => false,
+    }
+}
+
+/// An "invalid request" that names a table or column the keyspace lacks:
+/// the schema is behind the code, which `processor migrate` mends.
+fn schema_missing(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "unconfigured table",
+        "undefined column",
+        "keyspace",
+        "does not exist",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+fn attempt_is_permanent(e: &RequestAttemptError) -> bool {
+    match e {
+        RequestAttemptError::SerializationError(_)
+        | RequestAttemptError::CqlRequestSerialization(_) => true,
+        RequestAttemptError::DbError(DbError::Invalid, message) => !schema_missing(message),
+        RequestAttemptError::DbError(db, _) => {
+            matches!(db, DbError::SyntaxError | DbError::FunctionFailure { .. })
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(error: DbError) -> StoreError {
+        StoreError::Execute {
+            what: "test",
+            source: Box::new(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(error, "message".into()),
+            )),
+        }
+    }
+
+    #[test]
+    fn invalid_requests_are_permanent_and_timeouts_are_not() {
+        assert!(db(DbError::Invalid).is_permanent());
+        let missing = StoreError::Execute {
+            what: "test",
+            source: Box::new(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(
+                    DbError::Invalid,
+                    "unconfigured table reactions".into(),
+                ),
+            )),
+        };
+        assert!(!missing.is_permanent(), "a missing migration is waited out");
+        assert!(db(DbError::SyntaxError).is_permanent());
+        assert!(!db(DbError::Overloaded).is_permanent());
+        assert!(!db(DbError::ServerError).is_permanent());
+        assert!(!StoreError::Injected("x").is_permanent());
+        let timeout = StoreError::Execute {
+            what: "test",
+            source: Box::new(ExecutionError::RequestTimeout(
+                std::time::Duration::from_secs(1),
+            )),
+        };
+        assert!(!timeout.is_permanent());
+    }
+}
