@@ -22,8 +22,11 @@
 //!   database check against it, processor OS processes, service outages.
 //! - [`loadgen`]: the load generator behind `src/bin/loadgen.rs`.
 //! - [`bench`]: the processor benchmarks behind `src/bin/processor-bench.rs`.
+//! - [`corpus`]: the real-world corpus replay: one workspace and ingress per
+//!   file, the drain, and a JSON snapshot of the tables for the check.
 
 pub mod bench;
+pub mod corpus;
 pub mod cql;
 pub mod faults;
 pub mod ingress;

@@ -1,0 +1,141 @@
+//! One bad record never stops the others (issue: a signed 2 MB body that
+//! routes but is not an event wedged every tenant of the processor; a
+//! permanent database error was retried forever). On real Kafka and a real
+//! CQL database.
+
+use std::time::Duration;
+
+use inboxflow_tests::kafka;
+use inboxflow_tests::poll;
+use inboxflow_tests::processor::ProcessorEnv;
+use inboxflow_tests::webhooks::{Inbound, meta_body, record_headers};
+use processor::pipeline::Faults;
+use shared::record::Source;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn headers(ws: &str, pn: &str) -> Vec<(&'static str, String)> {
+    record_headers(Source::Kapso, ws, pn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_megabyte_poison_record_is_dead_lettered_whole_and_the_next_webhook_is_stored()
+-> anyhow::Result<()> {
+    let env = ProcessorEnv::new(1).await?;
+    let running = env.start(Faults::default()).await?;
+    let junk = "x".repeat(2 * 1024 * 1024);
+    let poison = format!(r#"{{"phone_number_id": "pn-big", "junk": "{junk}"}}"#);
+    let h = headers("ws_big", "pn-big");
+    let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, poison_offset) = env.produce_raw("ws_big", poison.as_bytes(), &refs).await?;
+    let next = meta_body(
+        "pn-big",
+        &[Inbound::new("wamid.after", "5511900000009", 1_700_000_000)],
+        &[],
+    );
+    env.produce_meta("ws_big", "pn-big", &next).await?;
+
+    poll::until("the webhook after the poison stored", WAIT, || async {
+        Ok((env.message_count("ws_big").await? == 1).then_some(()))
+    })
+    .await?;
+    let dlq = kafka::read_records(&env.cfg.kafka.dead_letter_topic, 1, WAIT)?;
+    assert_eq!(
+        dlq[0].value.len(),
+        poison.len(),
+        "the dead letter keeps the whole body"
+    );
+    assert_eq!(
+        dlq[0].headers["inboxflow-dlq-source-offset"],
+        poison_offset.to_string()
+    );
+    assert!(!dlq[0].headers.contains_key("inboxflow-dlq-value-omitted"));
+    running.stop().await?;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_database_refuses_for_good_is_dead_lettered_and_the_rest_are_stored()
+-> anyhow::Result<()> {
+    let env = ProcessorEnv::new(1).await?;
+    let one =
+        |id: &str, from: &str| meta_body("pn-a", &[Inbound::new(id, from, 1_700_000_000)], &[]);
+    env.produce_meta("ws_a", "pn-a", &one("wamid.good1", "5511900000001"))
+        .await?;
+    let (_, bad_offset) = env
+        .produce_meta("ws_a", "pn-a", &one("wamid.bad", "5511900000002"))
+        .await?;
+    env.produce_meta("ws_a", "pn-a", &one("wamid.good2", "5511900000003"))
+        .await?;
+    let other = meta_body(
+        "pn-b",
+        &[Inbound::new("wamid.good3", "5511900000004", 1_700_000_000)],
+        &[],
+    );
+    env.produce_meta("ws_b", "pn-b", &other).await?;
+    let running = env
+        .start(Faults {
+            refuse_message: Some("wamid.bad"),
+            ..Faults::default()
+        })
+        .await?;
+
+    let stored = poll::until("every other record stored", WAIT, || async {
+        let mut ids = env.message_ids("ws_a").await?;
+        ids.extend(env.message_ids("ws_b").await?);
+        ids.sort();
+        Ok((ids.len() == 3).then_some(ids))
+    })
+    .await?;
+    assert_eq!(stored, ["wamid.good1", "wamid.good2", "wamid.good3"]);
+    let dlq = kafka::read_records(&env.cfg.kafka.dead_letter_topic, 1, WAIT)?;
+    assert_eq!(
+        dlq[0].headers["inboxflow-dlq-source-offset"],
+        bad_offset.to_string()
+    );
+    assert!(
+        dlq[0].headers["inboxflow-reason"].starts_with("database refused the record"),
+        "{:?}",
+        dlq[0].headers["inboxflow-reason"]
+    );
+    assert_eq!(
+        env.unread_total("ws_a").await?,
+        (2, 2),
+        "the refused record is not counted"
+    );
+    running.stop().await?;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_over_the_key_limit_is_ignored_and_never_retried() -> anyhow::Result<()> {
+    let env = ProcessorEnv::new(1).await?;
+    let running = env.start(Faults::default()).await?;
+    // Cassandra refuses partition keys over 64 KiB ("Key length ... is longer than maximum").
+    let huge = format!("wamid.{}", "k".repeat(70_000));
+    let body = meta_body(
+        "pn-k",
+        &[Inbound::new(huge, "5511900000001", 1_700_000_000)],
+        &[],
+    );
+    env.produce_meta("ws_k", "pn-k", &body).await?;
+    let next = meta_body(
+        "pn-k",
+        &[Inbound::new("wamid.next", "5511900000001", 1_700_000_001)],
+        &[],
+    );
+    env.produce_meta("ws_k", "pn-k", &next).await?;
+
+    poll::until("the next message stored", WAIT, || async {
+        Ok((env.message_count("ws_k").await? == 1).then_some(()))
+    })
+    .await?;
+    assert_eq!(env.message_ids("ws_k").await?, ["wamid.next"]);
+    running.stop().await?;
+    let dlq = kafka::read_all(&env.cfg.kafka.dead_letter_topic, WAIT)?;
+    assert!(
+        dlq.is_empty(),
+        "an over-long id is a malformed message, counted and ignored"
+    );
+    env.cleanup().await
+}
