@@ -48,8 +48,6 @@ pub struct ConsumerConfig {
     /// ...or this long after its first record, whichever comes first.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
-    /// Workspaces of one micro-batch processed at the same time.
-    pub workspace_concurrency: usize,
     /// Where a new group starts reading: `earliest` or `latest`.
     pub auto_offset_reset: String,
     /// librdkafka session timeout; a processor silent for longer leaves the group.
@@ -66,7 +64,6 @@ impl Default for ConsumerConfig {
             group_id: "inboxflow-processor".into(),
             max_records: 1000,
             max_wait: Duration::from_millis(50),
-            workspace_concurrency: 16,
             auto_offset_reset: "earliest".into(),
             session_timeout: Duration::from_secs(10),
             max_record_bytes: 4 * 1024 * 1024 + 64 * 1024,
@@ -94,7 +91,7 @@ pub struct CqlConfig {
     /// Upper bound of statements in one batch, and of keys in one `IN` list
     /// (ScyllaDB rejects more than 100 partition keys in one `IN` by default).
     pub max_batch_statements: usize,
-    /// Requests in flight at once for one fan-out.
+    /// Database requests in flight at once, across every workspace of a batch.
     pub max_concurrent_requests: usize,
     /// Per-request timeout.
     #[serde(with = "humantime_serde")]
@@ -149,9 +146,6 @@ impl ProcessorConfig {
         require_non_empty("consumer.group_id", &self.consumer.group_id)?;
         if self.consumer.max_records == 0 {
             return Err(invalid("consumer.max_records must be at least 1"));
-        }
-        if self.consumer.workspace_concurrency == 0 {
-            return Err(invalid("consumer.workspace_concurrency must be at least 1"));
         }
         require_positive_duration("consumer.max_wait", self.consumer.max_wait)?;
         if !(1024..=1_000_000_000).contains(&self.consumer.max_record_bytes) {

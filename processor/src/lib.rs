@@ -13,7 +13,7 @@
 //! - [`config`]: settings and their validation.
 //! - [`store`]: the CQL session, prepared statements, batching, `migrate`.
 //! - [`decode`]: Kafka record → normalised events, or a poison reason.
-//! - [`pipeline`]: the eight batched steps for one workspace.
+//! - [`pipeline`]: the eight batched steps, each one wave across every workspace of a batch.
 //! - [`consumer`]: the consumer-group loop: micro-batches, retries, commits.
 //! - [`dead_letter`]: poison records to the dead-letter topic.
 //! - [`metrics`]: Prometheus metrics.

@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt, stream};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tracing::{info, warn};
 
@@ -23,7 +22,7 @@ use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dead_letter::DeadLetters;
 use crate::decode::{self, DecodedRecord, RawRecord};
 use crate::metrics::{Metrics, skipped_kind_label};
-use crate::pipeline::{self, Faults, Outcome};
+use crate::pipeline::{self, BatchOutcome, Faults, WorkspaceRecords};
 use crate::store::{DbStats, Store, StoreError};
 
 /// The dead-letter reason of a record the database refuses for good.
@@ -98,14 +97,14 @@ impl BatchProcessor {
                 .push(d);
         }
         report.workspaces = by_workspace.len();
-        let outcomes = self
+        let outcome = self
             .store_all(&by_workspace, messages, &mut report, &mut wait)
             .await?;
-        for (outcome, _) in &outcomes {
-            report.messages_inserted += outcome.messages_inserted;
-            report.duplicates_skipped += outcome.duplicates_skipped;
+        for ws in &outcome.workspaces {
+            report.messages_inserted += ws.messages_inserted;
+            report.duplicates_skipped += ws.duplicates_skipped;
         }
-        self.record_metrics(&report, &outcomes, started.elapsed());
+        self.record_metrics(&report, &outcome, started.elapsed());
         Ok(report)
     }
 
@@ -118,7 +117,7 @@ impl BatchProcessor {
         messages: &[OwnedMessage],
         report: &mut BatchReport,
         wait: &mut W,
-    ) -> Result<Vec<(Outcome, u64)>, BatchError>
+    ) -> Result<BatchOutcome, BatchError>
     where
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
@@ -127,7 +126,11 @@ impl BatchProcessor {
         loop {
             report.attempts += 1;
             let stats = DbStats::default();
-            let mut result = self.run_workspaces(by_workspace, &stats).await;
+            let batch: Vec<WorkspaceRecords<'_>> = by_workspace
+                .iter()
+                .map(|(ws, r)| (*ws, r.clone()))
+                .collect();
+            let mut result = pipeline::run_batch(&self.store, &batch, self.faults, &stats).await;
             if let Err(err) = &result {
                 if err.is_permanent() {
                     warn!(cause = %err, "permanent database error; isolating the records that cause it");
@@ -138,10 +141,10 @@ impl BatchProcessor {
             }
             self.metrics.db_requests.inc_by(stats.requests());
             match result {
-                Ok(outcomes) => {
+                Ok(outcome) => {
                     report.db_requests = stats.requests();
-                    report.db_round_trips = outcomes.iter().map(|(_, rt)| *rt).max().unwrap_or(0);
-                    return Ok(outcomes);
+                    report.db_round_trips = outcome.round_trips;
+                    return Ok(outcome);
                 }
                 Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
                 Err(err) => {
@@ -167,17 +170,17 @@ impl BatchProcessor {
         stats: &DbStats,
         report: &mut BatchReport,
         wait: &mut W,
-    ) -> Result<Result<Vec<(Outcome, u64)>, StoreError>, BatchError>
+    ) -> Result<Result<BatchOutcome, StoreError>, BatchError>
     where
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
     {
-        let mut outcomes = Vec::new();
+        let mut outcome = BatchOutcome::default();
         for (ws, records) in by_workspace {
             let mut runs: VecDeque<&[&DecodedRecord]> = VecDeque::from([records.as_slice()]);
             while let Some(run) = runs.pop_front() {
-                match self.run_one(ws, run, stats).await {
-                    Ok(outcome) => outcomes.push(outcome),
+                match pipeline::run_workspace(&self.store, ws, run, self.faults, stats).await {
+                    Ok(one) => outcome.workspaces.push(one),
                     Err(err) if err.is_permanent() && run.len() == 1 => {
                         let source = messages.iter().find(|m| {
                             m.partition() == run[0].partition && m.offset() == run[0].offset
@@ -198,7 +201,8 @@ impl BatchProcessor {
                 }
             }
         }
-        Ok(Ok(outcomes))
+        outcome.round_trips = stats.round_trips();
+        Ok(Ok(outcome))
     }
 
     /// Writes `m` to the dead-letter topic, retrying until Kafka has it.
@@ -231,35 +235,7 @@ impl BatchProcessor {
         Ok(())
     }
 
-    async fn run_workspaces(
-        &self,
-        by_workspace: &BTreeMap<&str, Vec<&DecodedRecord>>,
-        batch_stats: &DbStats,
-    ) -> Result<Vec<(Outcome, u64)>, StoreError> {
-        let futures: Vec<_> = by_workspace
-            .iter()
-            .map(|(ws, records)| self.run_one(ws, records, batch_stats))
-            .collect();
-        stream::iter(futures)
-            .buffer_unordered(self.consumer.workspace_concurrency)
-            .try_collect()
-            .await
-    }
-
-    async fn run_one(
-        &self,
-        workspace_id: &str,
-        records: &[&DecodedRecord],
-        batch_stats: &DbStats,
-    ) -> Result<(Outcome, u64), StoreError> {
-        let stats = DbStats::default();
-        let outcome =
-            pipeline::run_workspace(&self.store, workspace_id, records, self.faults, &stats).await;
-        batch_stats.merge(&stats);
-        outcome.map(|o| (o, stats.round_trips()))
-    }
-
-    fn record_metrics(&self, report: &BatchReport, outcomes: &[(Outcome, u64)], elapsed: Duration) {
+    fn record_metrics(&self, report: &BatchReport, outcome: &BatchOutcome, elapsed: Duration) {
         let m = &self.metrics;
         m.batches.inc();
         m.records_consumed.inc_by(report.records as u64);
@@ -268,7 +244,12 @@ impl BatchProcessor {
         m.db_requests_per_batch.observe(report.db_requests as f64);
         m.db_round_trips_per_batch
             .observe(report.db_round_trips as f64);
-        for (o, _) in outcomes {
+        for (step, d) in &outcome.step_durations {
+            m.step_duration
+                .with_label_values(&[step.as_str()])
+                .observe(d.as_secs_f64());
+        }
+        for o in &outcome.workspaces {
             m.messages_inserted.inc_by(o.messages_inserted);
             m.duplicates_skipped.inc_by(o.duplicates_skipped);
             m.contacts_created.inc_by(o.contacts_created);
@@ -281,11 +262,6 @@ impl BatchProcessor {
                 m.events_skipped
                     .with_label_values(&[skipped_kind_label(kind)])
                     .inc();
-            }
-            for (step, d) in &o.step_durations {
-                m.step_duration
-                    .with_label_values(&[step.as_str()])
-                    .observe(d.as_secs_f64());
             }
         }
         info!(

@@ -6,8 +6,11 @@
 //! left uncommitted; its new owner reads those records again, which the
 //! idempotent pipeline absorbs. While the database is down the consumer
 //! pauses its partitions but keeps polling, so it stays in the group, and it
-//! resumes by itself when a retry succeeds. A failed commit is logged and
-//! the loop goes on (the batch is stored; the next commit covers it).
+//! resumes by itself when a retry succeeds. A record polled while paused (from
+//! a partition assigned during the wait) is sought back; if the seek fails,
+//! the record is held and opens the next batch, so no later commit can pass
+//! it unprocessed. A failed commit is logged and the loop goes on (the batch
+//! is stored; the next commit covers it).
 
 mod batch;
 mod commit;
@@ -97,15 +100,18 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
     let mut committed = 0u64;
+    let held: Held = Arc::default();
     loop {
-        let Some(batch) = next_batch(&consumer, &cfg, &mut shutdown).await else {
+        let first = std::mem::take(&mut *lock(&held));
+        let Some(batch) = next_batch(&consumer, &cfg, &mut shutdown, first).await else {
             info!(batches = committed, "consumer stopping");
             return Ok(committed);
         };
         let waiter = |backoff: Duration| {
             let consumer = Arc::clone(&consumer);
             let mut shutdown = shutdown.clone();
-            async move { pause_and_wait(&consumer, backoff, &mut shutdown).await }
+            let held = Arc::clone(&held);
+            async move { pause_and_wait(&consumer, backoff, &mut shutdown, &held).await }
         };
         match processor.process(&batch, waiter).await {
             Ok(_report) => {
@@ -132,20 +138,29 @@ pub async fn run(
     }
 }
 
-/// Collects up to `max_records` records, closing the batch `max_wait` after
-/// its first one. Returns `None` on shutdown.
+/// Records polled during a pause whose seek back failed: they open the next batch.
+type Held = Arc<std::sync::Mutex<Vec<OwnedMessage>>>;
+
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, Vec<OwnedMessage>> {
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Collects up to `max_records` records (after `first`), closing the batch
+/// `max_wait` after its first one. Returns `None` on shutdown.
 async fn next_batch(
     consumer: &GroupConsumer,
     cfg: &ConsumerConfig,
     shutdown: &mut watch::Receiver<bool>,
+    first: Vec<OwnedMessage>,
 ) -> Option<Vec<OwnedMessage>> {
-    let mut batch = Vec::new();
-    loop {
+    let mut batch = first;
+    while batch.is_empty() {
         tokio::select! {
             biased;
             _ = shutdown.changed() => return None,
             received = consumer.recv() => match received {
-                Ok(m) => { batch.push(m.detach()); break; }
+                Ok(m) => batch.push(m.detach()),
                 Err(e) => warn!(cause = %e, "kafka receive error"),
             },
         }
@@ -171,6 +186,7 @@ async fn pause_and_wait(
     consumer: &GroupConsumer,
     backoff: Duration,
     shutdown: &mut watch::Receiver<bool>,
+    held: &Held,
 ) -> bool {
     if let Ok(assignment) = consumer.assignment() {
         if let Err(e) = consumer.pause(&assignment) {
@@ -187,8 +203,13 @@ async fn pause_and_wait(
                 // Paused partitions deliver nothing; a record here comes from a
                 // partition assigned during the outage and is re-read after
                 // resume, since its offset is neither stored nor committed.
+                // If the seek fails, the record is kept for the next batch.
                 if let Ok(m) = received {
-                    let _ = consumer.seek(m.topic(), m.partition(), rdkafka::Offset::Offset(m.offset()), Duration::from_secs(1));
+                    let seek = consumer.seek(m.topic(), m.partition(), rdkafka::Offset::Offset(m.offset()), Duration::from_secs(1));
+                    if let Err(e) = seek {
+                        warn!(cause = %e, partition = m.partition(), offset = m.offset(), "seek back failed; holding the record for the next batch");
+                        lock(held).push(m.detach());
+                    }
                     if let Ok(assignment) = consumer.assignment() {
                         let _ = consumer.pause(&assignment);
                     }

@@ -1,4 +1,5 @@
-//! The batched pipeline for one workspace's share of a micro-batch.
+//! The batched pipeline over a whole micro-batch: eight steps, each one wave
+//! holding the requests of every workspace of the batch.
 //!
 //! | step | what | requests |
 //! |---|---|---|
@@ -11,8 +12,9 @@
 //! | 7 `update_conversations` | each touched conversation once | one write wave |
 //! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
 //!
-//! Each wave sends its requests concurrently, so a micro-batch costs at most
-//! eight sequential round trips whatever its size.
+//! Each wave sends its requests concurrently (the store bounds the requests
+//! in flight), so a micro-batch costs at most eight sequential round trips
+//! whatever its size and however many workspaces it spans.
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
 //! idempotent upsert of values derived from the records alone, steps run in
@@ -29,6 +31,7 @@ pub mod plan;
 mod reactions;
 mod statuses;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use shared::webhook::Event;
@@ -85,7 +88,7 @@ pub struct Faults {
     pub refuse_message: Option<&'static str>,
 }
 
-/// What one workspace's pipeline did.
+/// What one workspace's share of a batch did.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub messages_inserted: u64,
@@ -97,8 +100,21 @@ pub struct Outcome {
     pub reactions_written: u64,
     pub account_events_stored: u64,
     pub skipped_kinds: Vec<String>,
-    pub step_durations: Vec<(Step, Duration)>,
 }
+
+/// What one run of the pipeline over a whole micro-batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// One per workspace, in the order given.
+    pub workspaces: Vec<Outcome>,
+    /// How long each step's wave took, across every workspace.
+    pub step_durations: Vec<(Step, Duration)>,
+    /// Sequential waves that sent at least one request.
+    pub round_trips: u64,
+}
+
+/// One workspace's records, in offset order.
+pub type WorkspaceRecords<'r> = (&'r str, Vec<&'r DecodedRecord>);
 
 /// Runs the eight steps for one workspace. `records` are in offset order.
 pub async fn run_workspace(
@@ -108,67 +124,139 @@ pub async fn run_workspace(
     faults: Faults,
     stats: &DbStats,
 ) -> Result<Outcome, StoreError> {
-    let mut plan = Plan::build(records);
-    let mut timer = StepTimer {
-        stats,
-        faults,
-        started: Instant::now(),
-        requests_before: stats.requests(),
-    };
-    let mut out = Outcome::default();
+    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
+    Ok(batch.workspaces.pop().unwrap_or_default())
+}
 
+/// Runs the eight steps for every workspace of a micro-batch: each step is
+/// one wave holding the requests of every workspace, so the sequential depth
+/// is the number of steps, whatever the number of workspaces (the store
+/// bounds the requests in flight).
+pub async fn run_batch(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    faults: Faults,
+    stats: &DbStats,
+) -> Result<BatchOutcome, StoreError> {
     if let Some(id) = faults.refuse_message {
-        if records
-            .iter()
-            .flat_map(|r| &r.events)
+        let refused = batch.iter().flat_map(|(_, r)| r).flat_map(|r| &r.events);
+        if refused
+            .into_iter()
             .any(|e| matches!(e, Event::Message(m) if m.message_id == id))
         {
             return Err(StoreError::InjectedPermanent(id));
         }
     }
-    let known = contacts::find_existing(store, workspace_id, &plan, stats).await?;
-    plan.place(workspace_id, &known);
-    out.skipped_kinds.clone_from(&plan.skipped);
-    timer.finish(Step::FindContacts, &mut out)?;
-    out.contacts_created =
-        contacts::create_missing(store, workspace_id, &plan, &known, stats).await?;
-    timer.finish(Step::CreateContacts, &mut out)?;
+    let mut timer = StepTimer::new(stats, faults);
+    let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
+    let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
+    let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
 
-    let conversation_state =
-        conversations::find_existing(store, workspace_id, &plan, stats).await?;
-    timer.finish(Step::FindConversations, &mut out)?;
-    out.conversations_created =
-        conversations::create_missing(store, workspace_id, &plan, &conversation_state, stats)
-            .await?;
-    timer.finish(Step::CreateConversations, &mut out)?;
+    let known = wave(
+        ids.iter()
+            .zip(&plans)
+            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
+    )
+    .await?;
+    for ((ws, plan), (known, out)) in ids.iter().zip(&mut plans).zip(known.iter().zip(&mut outs)) {
+        plan.place(ws, known);
+        out.skipped_kinds.clone_from(&plan.skipped);
+    }
+    timer.finish(Step::FindContacts)?;
+    let each = || ids.iter().copied().zip(plans.iter());
+    let created = wave(
+        each()
+            .zip(&known)
+            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
+    )
+    .await?;
+    set(&mut outs, created, |o, n| o.contacts_created = n);
+    timer.finish(Step::CreateContacts)?;
 
-    let index = messages::find_index(store, workspace_id, &plan, stats).await?;
-    let (fresh, duplicates) = messages::split_new(&plan, &index);
-    out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
-    timer.finish(Step::FindMessages, &mut out)?;
-    messages::insert(store, workspace_id, &fresh, &index, stats).await?;
-    out.messages_inserted = fresh.len() as u64;
-    timer.finish(Step::InsertMessages, &mut out)?;
+    let conv =
+        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
+    timer.finish(Step::FindConversations)?;
+    let created = wave(
+        each()
+            .zip(&conv)
+            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
+    )
+    .await?;
+    set(&mut outs, created, |o, n| o.conversations_created = n);
+    timer.finish(Step::CreateConversations)?;
 
-    let updates = conversations::plan_updates(&plan, &fresh, &conversation_state);
-    conversations::write_updates(store, workspace_id, updates, stats).await?;
-    timer.finish(Step::UpdateConversations, &mut out)?;
+    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
+    let fresh: Vec<_> = plans
+        .iter()
+        .zip(&index)
+        .map(|(p, i)| messages::split_new(p, i))
+        .collect();
+    timer.finish(Step::FindMessages)?;
+    wave(
+        each()
+            .zip(&fresh)
+            .zip(&index)
+            .map(|(((ws, _), (f, _)), i)| messages::insert(store, ws, f, i, stats)),
+    )
+    .await?;
+    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(&plans).zip(&fresh) {
+        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
+        out.messages_inserted = f.len() as u64;
+    }
+    timer.finish(Step::InsertMessages)?;
 
-    apply_changes(store, workspace_id, &plan, &index, &fresh, stats, &mut out).await?;
-    timer.finish(Step::ApplyChanges, &mut out)?;
-    Ok(out)
+    wave(each().zip(&fresh).zip(&conv).map(|(((ws, p), (f, _)), c)| {
+        let updates = conversations::plan_updates(p, f, c);
+        conversations::write_updates(store, ws, updates, stats)
+    }))
+    .await?;
+    timer.finish(Step::UpdateConversations)?;
+
+    let changes = wave(
+        each()
+            .zip(&fresh)
+            .zip(&index)
+            .map(|(((ws, p), (f, _)), i)| apply_changes(store, ws, p, i, f, stats)),
+    )
+    .await?;
+    for ((out, plan), (statuses, amendments)) in outs.iter_mut().zip(&plans).zip(changes) {
+        out.statuses_applied = statuses;
+        out.amendments_applied = amendments;
+        out.reactions_written = plan.reactions.len() as u64;
+        out.account_events_stored = plan.account_events.len() as u64;
+    }
+    timer.finish(Step::ApplyChanges)?;
+    Ok(BatchOutcome {
+        workspaces: outs,
+        step_durations: timer.durations,
+        round_trips: timer.round_trips,
+    })
 }
 
-/// Step 8: statuses, amendments, reactions and account events, in one wave.
+/// All the futures of one step, concurrently: one sequential round trip.
+async fn wave<T, F>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, StoreError>
+where
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
+    futures::future::try_join_all(futures).await
+}
+
+fn set(outs: &mut [Outcome], values: Vec<u64>, field: impl Fn(&mut Outcome, u64)) {
+    for (out, n) in outs.iter_mut().zip(values) {
+        field(out, n);
+    }
+}
+
+/// Step 8 for one workspace: statuses, amendments, reactions and account
+/// events. Returns (statuses, amendments) applied.
 async fn apply_changes(
     store: &Store,
     ws: &str,
     plan: &Plan,
-    index: &std::collections::HashMap<String, messages::IndexEntry>,
+    index: &HashMap<String, messages::IndexEntry>,
     fresh: &[&plan::MessageDraft],
     stats: &DbStats,
-    out: &mut Outcome,
-) -> Result<(), StoreError> {
+) -> Result<(u64, u64), StoreError> {
     let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
     let amend_changes = amendments::plan_changes(&plan.amendments, index, fresh);
     let (statuses, amendments, ()) = futures::try_join!(
@@ -176,11 +264,7 @@ async fn apply_changes(
         amendments::apply(store, ws, amend_changes, stats),
         reactions::write(store, ws, &plan.reactions, &plan.account_events, stats),
     )?;
-    out.statuses_applied = statuses;
-    out.amendments_applied = amendments;
-    out.reactions_written = plan.reactions.len() as u64;
-    out.account_events_stored = plan.account_events.len() as u64;
-    Ok(())
+    Ok((statuses, amendments))
 }
 
 struct StepTimer<'a> {
@@ -188,18 +272,32 @@ struct StepTimer<'a> {
     faults: Faults,
     started: Instant,
     requests_before: u64,
+    durations: Vec<(Step, Duration)>,
+    round_trips: u64,
 }
 
-impl StepTimer<'_> {
+impl<'a> StepTimer<'a> {
+    fn new(stats: &'a DbStats, faults: Faults) -> Self {
+        StepTimer {
+            stats,
+            faults,
+            started: Instant::now(),
+            requests_before: stats.requests(),
+            durations: Vec::with_capacity(Step::ALL.len()),
+            round_trips: 0,
+        }
+    }
+
     /// Closes a step: records its duration, counts its round trip if it sent
     /// anything, and fails if a fault is injected here.
-    fn finish(&mut self, step: Step, out: &mut Outcome) -> Result<(), StoreError> {
+    fn finish(&mut self, step: Step) -> Result<(), StoreError> {
         let now = Instant::now();
-        out.step_durations.push((step, now - self.started));
+        self.durations.push((step, now - self.started));
         self.started = now;
         let requests = self.stats.requests();
         if requests > self.requests_before {
             self.stats.add_round_trip();
+            self.round_trips += 1;
         }
         self.requests_before = requests;
         if self.faults.fail_after == Some(step) {

@@ -167,6 +167,15 @@ mod tests {
         }
     }
 
+    /// An index holding `status` for message `id`.
+    fn stored(id: &str, status: DeliveryStatus) -> HashMap<String, IndexEntry> {
+        let entry = IndexEntry {
+            status_rank: status.rank(),
+            ..Default::default()
+        };
+        HashMap::from([(id.to_owned(), entry)])
+    }
+
     #[test]
     fn a_late_delivered_never_downgrades_read() {
         let statuses = [
@@ -180,35 +189,15 @@ mod tests {
 
     #[test]
     fn failed_is_terminal_and_stored_rank_is_respected() {
-        let mut index = HashMap::new();
-        index.insert(
-            "m".to_string(),
-            IndexEntry {
-                status_rank: DeliveryStatus::Failed.rank(),
-                ..Default::default()
-            },
-        );
+        let index = stored("m", DeliveryStatus::Failed);
         assert!(plan_changes(&[status("m", DeliveryStatus::Read, 5)], &index, &[]).is_empty());
-        index.insert(
-            "m".to_string(),
-            IndexEntry {
-                status_rank: DeliveryStatus::Read.rank(),
-                ..Default::default()
-            },
-        );
+        let index = stored("m", DeliveryStatus::Read);
         assert!(plan_changes(&[status("m", DeliveryStatus::Delivered, 5)], &index, &[]).is_empty());
     }
 
     #[test]
     fn a_status_equal_to_the_stored_rank_is_written_again_to_complete_a_crashed_write() {
-        let mut index = HashMap::new();
-        index.insert(
-            "m".to_string(),
-            IndexEntry {
-                status_rank: DeliveryStatus::Read.rank(),
-                ..Default::default()
-            },
-        );
+        let index = stored("m", DeliveryStatus::Read);
         let changes = plan_changes(&[status("m", DeliveryStatus::Read, 5)], &index, &[]);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].status, DeliveryStatus::Read);
@@ -224,14 +213,7 @@ mod tests {
             plan_changes(&statuses, &HashMap::new(), &[])[0].status,
             DeliveryStatus::Played
         );
-        let mut index = HashMap::new();
-        index.insert(
-            "m".to_string(),
-            IndexEntry {
-                status_rank: DeliveryStatus::Failed.rank(),
-                ..Default::default()
-            },
-        );
+        let index = stored("m", DeliveryStatus::Failed);
         assert!(plan_changes(&[status("m", DeliveryStatus::Played, 5)], &index, &[]).is_empty());
     }
 

@@ -31,6 +31,7 @@ use scylla::serialize::row::SerializeRow;
 use scylla::serialize::value::SerializeValue;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use tokio::sync::Semaphore;
 
 pub use schema::{migrate, schema_statements};
 pub use statements::Statements;
@@ -102,6 +103,9 @@ pub struct Store {
     session: Arc<Session>,
     statements: Arc<Statements>,
     cfg: CqlConfig,
+    /// `cql.max_concurrent_requests` permits: the bound on requests in
+    /// flight across every concurrent lookup and write of this store.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Store {
@@ -118,6 +122,7 @@ impl Store {
         Ok(Self {
             session,
             statements: Arc::new(statements),
+            in_flight: Arc::new(Semaphore::new(cfg.max_concurrent_requests.max(1))),
             cfg: cfg.clone(),
         })
     }
@@ -213,6 +218,7 @@ impl Store {
         K: SerializeValue,
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
+        let _permit = self.in_flight.acquire().await.ok();
         let result = match values {
             LookupValues::In(ws, keys) => self.session.execute_unpaged(statement, (ws, keys)).await,
             LookupValues::One(ws, key) => self.session.execute_unpaged(statement, (ws, key)).await,
@@ -247,6 +253,7 @@ impl Store {
             what,
             source: Box::new(source),
         };
+        let _permit = self.in_flight.acquire().await.ok();
         // One row is one statement: batch size limits (Cassandra fails
         // batches over `batch_size_fail_threshold`) do not apply to it, so a
         // single large row can never be refused as a "batch too large".

@@ -52,11 +52,11 @@
 use serde_json::{Map, Value};
 
 use super::content::{Content, context};
-use super::meta_message::amend;
+use super::meta_message::{amend, reaction};
 use super::{
     AccountEvent, ConversationEvent, ConversationState, DeliveryStatus, Direction, Event,
-    MessageEvent, Origin, ReactionEvent, Scope, ShapeError, StatusEvent, contact_phone,
-    event_timestamp, id_field, json_text, parse_timestamp, phone_number_id_value, text_field,
+    MessageEvent, Origin, Scope, ShapeError, StatusEvent, contact_phone, event_timestamp, id_field,
+    json_text, parse_timestamp, phone_number_id_value, text_field,
 };
 
 const SOURCE: &str = "kapso";
@@ -353,18 +353,8 @@ fn message_event(
         .map(str::to_owned);
     match message.get("type").and_then(Value::as_str) {
         Some("reaction") => {
-            let reaction = message.get("reaction");
-            let target = id_field(reaction.and_then(|r| r.get("message_id")));
-            return match (target, phone.clone().or(user_id)) {
-                (Some(target), Some(reactor)) => Event::Reaction(ReactionEvent {
-                    phone_number_id: phone_number_id.to_owned(),
-                    target_message_id: target.to_owned(),
-                    reactor,
-                    emoji: text_field(reaction.and_then(|r| r.get("emoji"))).map(str::to_owned),
-                    timestamp,
-                }),
-                _ => unknown("malformed_reaction"),
-            };
+            let reactor = phone.clone().or(user_id);
+            return reaction(phone_number_id.to_owned(), message, reactor, timestamp);
         }
         Some(kind @ ("edit" | "revoke")) => {
             return amend(phone_number_id.to_owned(), message, kind, timestamp);

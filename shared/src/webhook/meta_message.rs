@@ -174,20 +174,7 @@ fn item_event(
     let reactor = || contact.phone.clone().or_else(|| contact.user_id.clone());
     let pn = items.phone_number_id.to_owned();
     match m.get("type").and_then(Value::as_str) {
-        Some("reaction") => {
-            let reaction = m.get("reaction");
-            let target = id_field(reaction.and_then(|r| r.get("message_id")));
-            match (target, reactor()) {
-                (Some(target), Some(reactor)) => Event::Reaction(ReactionEvent {
-                    phone_number_id: pn,
-                    target_message_id: target.to_owned(),
-                    reactor,
-                    emoji: text_field(reaction.and_then(|r| r.get("emoji"))).map(str::to_owned),
-                    timestamp,
-                }),
-                _ => unknown("malformed_reaction"),
-            }
-        }
+        Some("reaction") => reaction(pn, m, reactor(), timestamp),
         Some(kind @ ("edit" | "revoke")) => amend(pn, m, kind, timestamp),
         Some("request_welcome") => Event::Conversation(ConversationEvent {
             phone_number_id: pn,
@@ -248,6 +235,28 @@ fn message(
     })
 }
 
+/// A `reaction` message object: set, or removed by an empty or absent emoji.
+pub(super) fn reaction(
+    phone_number_id: String,
+    m: &Map<String, Value>,
+    reactor: Option<String>,
+    timestamp: i64,
+) -> Event {
+    let reaction = m.get("reaction");
+    let target = id_field(reaction.and_then(|r| r.get("message_id")));
+    match (target, reactor) {
+        (Some(target), Some(reactor)) => Event::Reaction(ReactionEvent {
+            phone_number_id,
+            target_message_id: target.to_owned(),
+            reactor,
+            emoji: text_field(reaction.and_then(|r| r.get("emoji"))).map(str::to_owned),
+            timestamp,
+        }),
+        _ => unknown("malformed_reaction"),
+    }
+}
+
+/// An `edit` or `revoke` message object.
 pub(super) fn amend(
     phone_number_id: String,
     m: &Map<String, Value>,

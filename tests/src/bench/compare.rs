@@ -90,14 +90,15 @@ impl Bench<'_> {
         let mut steps = Vec::new();
         let (stored, statements) = match approach {
             Approach::Pipeline => {
-                let out = pipeline::run_workspace(store, &ws, &records, Faults::default(), &stats)
-                    .await?;
+                let batch = [(ws.as_str(), records.clone())];
+                let out = pipeline::run_batch(store, &batch, Faults::default(), &stats).await?;
                 steps = out
                     .step_durations
                     .iter()
                     .map(|(s, d)| (s.as_str(), *d))
                     .collect();
-                (out.messages_inserted, stats.requests())
+                let stored = out.workspaces.iter().map(|w| w.messages_inserted).sum();
+                (stored, stats.requests())
             }
             Approach::Naive => {
                 let out = naive::run(store, &ws, &records).await?;

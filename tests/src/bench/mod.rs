@@ -12,6 +12,9 @@
 //! - [`compare`]: messages/s of the pipeline against both, per batch size.
 //! - [`round_trips`]: statements and sequential round trips per micro-batch.
 //! - [`lookup`]: `IN` queries against concurrent single-partition lookups.
+//! - [`tenants`]: multi-tenant batches (1 workspace, 10% and 100% distinct)
+//!   through the cross-workspace pipeline, the per-workspace design, naive
+//!   and raw.
 
 pub mod compare;
 pub mod input;
@@ -19,6 +22,7 @@ pub mod lookup;
 pub mod naive;
 pub mod raw;
 pub mod round_trips;
+pub mod tenants;
 
 use std::time::Duration;
 

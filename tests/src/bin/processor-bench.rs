@@ -6,19 +6,22 @@
 //! - `compare`: messages/s of the eight-step pipeline against the naive
 //!   per-message design and the raw-write ceiling, at batches of 10, 100 and
 //!   1000 messages;
+//! - `tenants`: multi-tenant batches of 10, 100 and 1000 one-message
+//!   records from 1 workspace, 10% and 100% distinct workspaces, through the
+//!   cross-workspace pipeline, the per-workspace design, naive and raw;
 //! - `statements`: database requests and sequential round trips per
 //!   micro-batch at 10, 100, 1000 and 10000 messages, first time, steady
 //!   state and with statuses, against the naive design's.
 //!
 //! Each run migrates a fresh keyspace and drops it at the end.
 //!
-//! Run: `cargo run --release -p inboxflow-tests --bin processor-bench -- [lookup|compare|statements|all] [--json FILE]`
+//! Run: `cargo run --release -p inboxflow-tests --bin processor-bench -- [lookup|compare|statements|tenants|all] [--json FILE]`
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use inboxflow_tests::bench::{compare, lookup, round_trips};
+use inboxflow_tests::bench::{compare, lookup, round_trips, tenants};
 use inboxflow_tests::{cql, unique_name};
 use processor::config::ProcessorConfig;
 use processor::store::Store;
@@ -30,6 +33,7 @@ enum Which {
     #[value(alias = "pipeline")]
     Compare,
     Statements,
+    Tenants,
     All,
 }
 
@@ -74,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if wants(Which::Statements) {
             out["statements"] = round_trips::run(&store).await?;
+        }
+        if wants(Which::Tenants) {
+            out["tenants"] = tenants::run(&store).await?;
         }
         anyhow::Ok(out)
     }
