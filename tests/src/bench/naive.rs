@@ -52,6 +52,9 @@ type IndexRow = (
     Option<i32>,
     Option<i64>,
     Option<i32>,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<CqlTimestamp>,
 );
 
 struct Exec<'a> {
@@ -95,7 +98,8 @@ pub async fn run(
             let contact_id = ids::contact_id(ws, phone);
             if found.into_rows_result()?.rows_num() == 0 {
                 let name_value = name.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set);
-                let values = (ws, phone, contact_id, name_value, at);
+                let no_user = MaybeUnset::<String>::Unset;
+                let values = (ws, phone, contact_id, name_value, at, no_user);
                 db.run(&s.insert_contact, values).await?;
                 db.stats.contacts_created += 1;
             }
@@ -112,6 +116,8 @@ pub async fn run(
                         &m.phone_number_id,
                         contact_id,
                         phone,
+                        MaybeUnset::<String>::Unset,
+                        MaybeUnset::<String>::Unset,
                         at,
                         ws,
                         conversation_id,
@@ -148,6 +154,12 @@ pub async fn run(
                 text,
                 payload,
                 MaybeUnset::<&str>::Unset,
+                MaybeUnset::<&str>::Unset,
+                m.origin.as_str(),
+                MaybeUnset::<&str>::Unset,
+                MaybeUnset::<&str>::Unset,
+                MaybeUnset::<CqlTimestamp>::Unset,
+                MaybeUnset::<CqlTimestamp>::Unset,
             );
             db.run(&s.insert_message, values).await?;
             let values = (
