@@ -42,13 +42,31 @@ pub const TABLES: [&str; 7] = [
     "account_events",
 ];
 
-/// The corpus folder: `INBOXFLOW_CORPUS_DIR`, else `../shared/corpus/real-world`
-/// next to the repository.
+/// The shared corpus next to the repository (`../shared/corpus/real-world`),
+/// where the project's machines keep it.
+pub fn shared_corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real-world")
+}
+
+/// The verbatim copy kept in the repository (`tests/corpus/real-world`), so
+/// a clone alone can run the test.
+pub fn vendored_corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/real-world")
+}
+
+/// The corpus folder: `INBOXFLOW_CORPUS_DIR`, else the shared corpus when
+/// it exists (so a file added there without an expectation fails the test),
+/// else the vendored copy.
 pub fn corpus_dir() -> PathBuf {
-    std::env::var_os("INBOXFLOW_CORPUS_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real-world"),
-        PathBuf::from,
-    )
+    if let Some(dir) = std::env::var_os("INBOXFLOW_CORPUS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let shared = shared_corpus_dir();
+    if shared.is_dir() {
+        shared
+    } else {
+        vendored_corpus_dir()
+    }
 }
 
 /// Every `.json` file under `dir`, as `/`-separated paths relative to it, sorted.

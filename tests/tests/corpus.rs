@@ -199,3 +199,31 @@ async fn diverted(
     }
     Ok(out)
 }
+
+/// The copy in `tests/corpus/real-world` must be byte for byte the shared
+/// corpus wherever the shared one is present, so the test never runs on a
+/// stale copy. (A clone without `../shared` runs on the copy alone.)
+#[test]
+fn the_vendored_corpus_is_a_verbatim_copy_of_the_shared_one() -> anyhow::Result<()> {
+    let (shared, vendored) = (corpus::shared_corpus_dir(), corpus::vendored_corpus_dir());
+    let ours = corpus::json_files(&vendored)?;
+    assert_eq!(ours.len(), 88, "tests/corpus/real-world holds the 88 files");
+    if !shared.is_dir() {
+        println!(
+            "no {} here: checked the vendored copy alone",
+            shared.display()
+        );
+        return Ok(());
+    }
+    let fix = "refresh it: cp -a ../shared/corpus/real-world tests/corpus/";
+    assert_eq!(
+        corpus::json_files(&shared)?,
+        ours,
+        "the file lists differ; {fix}"
+    );
+    for file in ours.iter().map(String::as_str).chain(["SOURCES.md"]) {
+        let read = |dir: &std::path::Path| std::fs::read(dir.join(file));
+        assert!(read(&shared)? == read(&vendored)?, "{file} differs; {fix}");
+    }
+    Ok(())
+}
