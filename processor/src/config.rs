@@ -53,6 +53,11 @@ pub struct ConsumerConfig {
     /// librdkafka session timeout; a processor silent for longer leaves the group.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// Ignored: steps now run as one wave across every workspace of a batch
+    /// (`cql.max_concurrent_requests` bounds the requests). Accepted so that
+    /// configurations of earlier releases still load.
+    #[serde(default, skip_serializing)]
+    pub workspace_concurrency: Option<usize>,
     /// The largest record the dead-letter producer writes: at least the
     /// largest record the ingress writes (its `max_body_bytes` + 64 KiB).
     pub max_record_bytes: usize,
@@ -66,6 +71,7 @@ impl Default for ConsumerConfig {
             max_wait: Duration::from_millis(50),
             auto_offset_reset: "earliest".into(),
             session_timeout: Duration::from_secs(10),
+            workspace_concurrency: None,
             max_record_bytes: 4 * 1024 * 1024 + 64 * 1024,
         }
     }

@@ -123,20 +123,25 @@ impl BatchProcessor {
         F: std::future::Future<Output = bool>,
     {
         let mut backoff = self.retry.initial_backoff;
+        // Without the records an isolation dead-lettered: a retry after a
+        // later transient error neither stores nor dead-letters them again.
+        let mut live = by_workspace.clone();
         loop {
             report.attempts += 1;
             let stats = DbStats::default();
-            let batch: Vec<WorkspaceRecords<'_>> = by_workspace
-                .iter()
-                .map(|(ws, r)| (*ws, r.clone()))
-                .collect();
+            let batch: Vec<WorkspaceRecords<'_>> =
+                live.iter().map(|(ws, r)| (*ws, r.clone())).collect();
             let mut result = pipeline::run_batch(&self.store, &batch, self.faults, &stats).await;
             if let Err(err) = &result {
                 if err.is_permanent() {
                     warn!(cause = %err, "permanent database error; isolating the records that cause it");
+                    let mut dead = Vec::new();
                     result = self
-                        .isolate(by_workspace, messages, &stats, report, wait)
+                        .isolate(&live, messages, &stats, &mut dead, report, wait)
                         .await?;
+                    for records in live.values_mut() {
+                        records.retain(|r| !dead.contains(&(r.partition, r.offset)));
+                    }
                 }
             }
             self.metrics.db_requests.inc_by(stats.requests());
@@ -168,6 +173,7 @@ impl BatchProcessor {
         by_workspace: &BTreeMap<&str, Vec<&DecodedRecord>>,
         messages: &[OwnedMessage],
         stats: &DbStats,
+        dead: &mut Vec<(i32, i64)>,
         report: &mut BatchReport,
         wait: &mut W,
     ) -> Result<Result<BatchOutcome, StoreError>, BatchError>
@@ -190,6 +196,7 @@ impl BatchProcessor {
                             self.dead_letter(m, &reason, PERMANENT_DB_ERROR, wait)
                                 .await?;
                             report.dead_lettered += 1;
+                            dead.push((run[0].partition, run[0].offset));
                         }
                     }
                     Err(err) if err.is_permanent() => {

@@ -1,8 +1,9 @@
 //! Step 8 (part): edits and revokes of earlier messages.
 //!
 //! Guarantees: idempotent and order-insensitive. The latest edit (by its
-//! WhatsApp time) wins; an edit as late as the stored one is written again,
-//! so a retry completes a write a crash cut short. A revoke is sticky. Both
+//! WhatsApp time, then its text) wins; an edit equal to the stored one is
+//! written again, so a retry completes a write a crash cut short. A revoke
+//! is sticky. Both
 //! are kept on the target's index row; the message row takes them now when
 //! it is stored, or in step 6 when it arrives later.
 
@@ -47,16 +48,19 @@ pub fn plan_changes(
             });
         match &a.amendment {
             Amendment::Edit { body } => {
-                let latest = change
-                    .edit
-                    .as_ref()
-                    .or(stored.and_then(|i| i.edit.as_ref()));
-                let newer = match change.edit {
-                    Some((_, t)) => at_ms > t,
-                    None => latest.is_none_or(|(_, t)| at_ms >= *t),
+                // Edits order by (time, text): equal times never depend on
+                // arrival order. An edit equal to the stored one is written
+                // again (a retry completes a write a crash cut short).
+                let key = |e: &(Option<String>, i64)| (e.1, e.0.clone());
+                let candidate = (body.clone(), at_ms);
+                let newer = match &change.edit {
+                    Some(current) => key(&candidate) > key(current),
+                    None => stored
+                        .and_then(|i| i.edit.as_ref())
+                        .is_none_or(|s| key(&candidate) >= key(s)),
                 };
                 if newer {
-                    change.edit = Some((body.clone(), at_ms));
+                    change.edit = Some(candidate);
                 }
             }
             Amendment::Revoke => {
@@ -254,6 +258,21 @@ mod tests {
                 .edit
                 .is_some()
         );
+    }
+
+    #[test]
+    fn two_edits_at_the_same_second_end_the_same_in_one_batch_or_two() {
+        let both = plan_changes(&[edit("a", 5), edit("b", 5)], &HashMap::new(), &[]);
+        let reversed = plan_changes(&[edit("b", 5), edit("a", 5)], &HashMap::new(), &[]);
+        assert_eq!(both, reversed);
+        let first = plan_changes(&[edit("a", 5)], &HashMap::new(), &[]);
+        let stored = IndexEntry {
+            edit: first["m"].edit.clone(),
+            ..IndexEntry::default()
+        };
+        let index = HashMap::from([("m".to_string(), stored)]);
+        let second = plan_changes(&[edit("b", 5)], &index, &[]);
+        assert_eq!(second["m"].edit, both["m"].edit);
     }
 
     #[test]

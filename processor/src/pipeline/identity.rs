@@ -2,11 +2,14 @@
 //! the identities already stored (step 1) and those seen earlier in the batch.
 //!
 //! Guarantees:
-//! - A contact known by a user id, a phone, or both, is one contact: an
-//!   identity already stored keeps its contact id; a payload naming a known
-//!   identity and a new one links the new one to the same contact. A user id
-//!   wins over a phone when both are known for different contacts (phones
-//!   change hands, business-scoped user ids do not).
+//! - An identity already stored keeps its contact id; a payload naming a
+//!   known identity and a new one links the new one to the same contact.
+//!   Within a batch, payloads naming both are resolved first, so the order of
+//!   the batch never matters. A user id wins over a phone when both are
+//!   known for different contacts (phones change hands, business-scoped user
+//!   ids do not). Two identities first seen apart, in different batches,
+//!   stay two contacts: nothing links them until a payload names both, and
+//!   stored contacts are never merged.
 //! - A new contact's id is derived from its identity alone (UUIDv5 of the
 //!   phone, else of the user id), so re-processing a batch resolves the same.
 //! - `user_changed_number` links the new phone to the sender's contact.

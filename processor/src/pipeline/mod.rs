@@ -12,9 +12,11 @@
 //! | 7 `update_conversations` | each touched conversation once | one write wave |
 //! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
 //!
-//! Each wave sends its requests concurrently (the store bounds the requests
-//! in flight), so a micro-batch costs at most eight sequential round trips
-//! whatever its size and however many workspaces it spans.
+//! Each wave sends its requests concurrently, so a micro-batch costs at most
+//! eight sequential waves whatever its size and however many workspaces it
+//! spans. The store bounds the requests in flight
+//! (`cql.max_concurrent_requests`): a wave of more requests than that takes
+//! ceil(requests / bound) turns of the network within the wave.
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
 //! idempotent upsert of values derived from the records alone, steps run in

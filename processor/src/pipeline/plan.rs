@@ -155,6 +155,18 @@ impl Plan {
     /// given the identities step 1 found.
     pub fn place(&mut self, ws: &str, known: &Known) {
         let mut resolver = Resolver::new(ws, known);
+        // Links first: a payload naming both a phone and a user id joins
+        // them before any single-identity payload of the batch is resolved,
+        // so the batch's order never splits one customer in two.
+        for (pending, _, _) in &self.pending {
+            let (contact, at_s) = match pending {
+                Pending::Message(m) => (m.contact(), m.timestamp),
+                Pending::Conversation(c) => (conversation_contact(c), c.timestamp),
+            };
+            if contact.phone.is_some() && contact.user_id.is_some() {
+                resolver.resolve(&contact, at_s.saturating_mul(1000));
+            }
+        }
         for (pending, partition, offset) in std::mem::take(&mut self.pending) {
             match pending {
                 Pending::Message(m) => self.place_message(ws, &mut resolver, m, partition, offset),

@@ -82,6 +82,29 @@ fn a_message_known_only_by_user_id_is_placed_in_that_user_s_conversation() {
 }
 
 #[test]
+fn a_user_id_seen_alone_before_its_phone_and_user_id_payload_is_the_phone_s_contact() {
+    let user_only = |id: &str, phone: Option<&str>| {
+        let Event::Message(mut m) = message(id, phone, 1) else {
+            unreachable!()
+        };
+        m.contact_user_id = Some("US.9".into());
+        Event::Message(m)
+    };
+    let stored = Uuid::from_u128(42);
+    let mut known = Known::default();
+    known.phones.insert("111".into(), stored);
+    let r = record(1, vec![user_only("m1", None), user_only("m2", Some("111"))]);
+    let mut plan = Plan::build(&[&r]);
+    plan.place("ws", &known);
+    assert_eq!(
+        plan.conversations.len(),
+        1,
+        "one customer, one conversation"
+    );
+    assert_eq!(plan.new_users["US.9"].contact_id, stored);
+}
+
+#[test]
 fn group_messages_share_the_group_s_conversation_whoever_sends() {
     let group = |id: &str, from: &str| {
         let Event::Message(mut m) = message(id, Some(from), 1) else {

@@ -7,8 +7,10 @@
 //!   within one second), so the later of a reaction and its removal wins in
 //!   whatever order they arrive, and re-writing either changes nothing. A
 //!   reaction creates no message and leaves unread counts alone.
-//! - An account event is one row whose id is derived from its content, so a
-//!   redelivery rewrites the same row.
+//! - An account event is one row whose id is derived from its content and
+//!   whose time is the body's, so a redelivery rewrites the same row. (An
+//!   event whose body carries no time at all is timed by its receipt, so a
+//!   redelivery of it is a second row.)
 
 use scylla::SerializeRow;
 use scylla::value::CqlTimestamp;

@@ -52,7 +52,7 @@
 use serde_json::{Map, Value};
 
 use super::content::{Content, context};
-use super::meta_message::{amend, reaction};
+use super::meta_message::{amend, reaction, reactor};
 use super::{
     AccountEvent, ConversationEvent, ConversationState, DeliveryStatus, Direction, Event,
     MessageEvent, Origin, Scope, ShapeError, StatusEvent, contact_phone, event_timestamp, id_field,
@@ -353,7 +353,12 @@ fn message_event(
         .map(str::to_owned);
     match message.get("type").and_then(Value::as_str) {
         Some("reaction") => {
-            let reactor = phone.clone().or(user_id);
+            let who = super::ContactRef {
+                phone: phone.clone(),
+                user_id,
+                ..super::ContactRef::default()
+            };
+            let reactor = reactor(direction, &who);
             return reaction(phone_number_id.to_owned(), message, reactor, timestamp);
         }
         Some(kind @ ("edit" | "revoke")) => {

@@ -15,7 +15,8 @@
 //! - The contact name and username are those of the `contacts[]` entry whose
 //!   `wa_id` equals the phone (or `user_id` the user id), else of the only
 //!   contact. `messages[].contacts` (a shared vCard) never names the sender.
-//! - `reaction` → [`ReactionEvent`] (an empty or absent emoji removes it);
+//! - `reaction` → [`ReactionEvent`] (an empty or absent emoji removes it),
+//!   by the customer, or by the business (`business`) for outbound items;
 //!   `edit` / `revoke` → [`AmendEvent`] of `original_message_id`;
 //!   `request_welcome` → a conversation opening, no message.
 //! - Group messages (`group_id`) keep the group and their sender. Group
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 
 use super::content::{Content, context, type_text};
 use super::meta::unknown;
+use super::model::BUSINESS_REACTOR;
 use super::{
     AmendEvent, Amendment, ContactRef, ConversationEvent, ConversationState, DeliveryStatus,
     Direction, Event, MessageEvent, Origin, ReactionEvent, Scope, StatusEvent, contact_phone,
@@ -171,10 +173,9 @@ fn item_event(
     if customer.is_some() {
         contact.phone = customer;
     }
-    let reactor = || contact.phone.clone().or_else(|| contact.user_id.clone());
     let pn = items.phone_number_id.to_owned();
     match m.get("type").and_then(Value::as_str) {
-        Some("reaction") => reaction(pn, m, reactor(), timestamp),
+        Some("reaction") => reaction(pn, m, reactor(direction, &contact), timestamp),
         Some(kind @ ("edit" | "revoke")) => amend(pn, m, kind, timestamp),
         Some("request_welcome") => Event::Conversation(ConversationEvent {
             phone_number_id: pn,
@@ -233,6 +234,16 @@ fn message(
         new_phone: system_new_phone,
         kapso_conversation_id: None,
     })
+}
+
+/// Who reacted: the customer (phone, else user id) for inbound reactions;
+/// [`BUSINESS_REACTOR`] for the business's own (echoes, outbound), which must
+/// never replace or remove the customer's reaction.
+pub(super) fn reactor(direction: Direction, contact: &ContactRef) -> Option<String> {
+    match direction {
+        Direction::Inbound => contact.phone.clone().or_else(|| contact.user_id.clone()),
+        Direction::Outbound => Some(BUSINESS_REACTOR.to_owned()),
+    }
 }
 
 /// A `reaction` message object: set, or removed by an empty or absent emoji.
@@ -380,5 +391,20 @@ mod tests {
         assert_eq!(m.contact_name.as_deref(), Some("Bea"));
         assert_eq!(m.contact_phone, None);
         assert_eq!(m.contact_user_id.as_deref(), Some("US.42"));
+    }
+
+    #[test]
+    fn a_reaction_the_business_sent_never_takes_the_customer_s_place() {
+        let echo = json!({"from": "15550000000", "to": "15551234567", "id": "wamid.r",
+            "timestamp": "1700000000", "type": "reaction",
+            "reaction": {"message_id": "wamid.m", "emoji": "❤"}});
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "field": "smb_message_echoes", "value": {"metadata": {"phone_number_id": "pn1"},
+            "message_echoes": [echo]}}]}]});
+        let events = normalize(&body, &Scope::default()).expect("valid body");
+        let [Event::Reaction(r)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(r.reactor, BUSINESS_REACTOR);
     }
 }

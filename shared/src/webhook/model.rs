@@ -205,13 +205,17 @@ pub struct ConversationEvent {
     pub timestamp: i64,
 }
 
-/// A reaction by one customer to an earlier message. `emoji: None` removes it.
+/// The reactor of the business's own reactions (echoes, outbound items).
+pub const BUSINESS_REACTOR: &str = "business";
+
+/// A reaction to an earlier message, by a customer or by the business.
+/// `emoji: None` removes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReactionEvent {
     pub phone_number_id: String,
     /// The message reacted to.
     pub target_message_id: String,
-    /// Who reacted: phone digits or user id.
+    /// Who reacted: the customer's phone digits or user id, or [`BUSINESS_REACTOR`].
     pub reactor: String,
     pub emoji: Option<String>,
     /// Seconds since the Unix epoch.
