@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::messages::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use super::statuses::fresh_locations;
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// What this batch changes on one target message.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -191,34 +191,10 @@ pub async fn apply(
     }
     let s = store.statements();
     futures::try_join!(
-        store.write(
-            vec![WriteSet::new("index edits", &s.index_edit, index_edits)],
-            stats
-        ),
-        store.write(
-            vec![WriteSet::new(
-                "index revokes",
-                &s.index_revoke,
-                index_revokes
-            )],
-            stats
-        ),
-        store.write(
-            vec![WriteSet::new(
-                "message edits",
-                &s.message_edit,
-                message_edits
-            )],
-            stats
-        ),
-        store.write(
-            vec![WriteSet::new(
-                "message revokes",
-                &s.message_revoke,
-                message_revokes
-            )],
-            stats
-        ),
+        store.write("index edits", &s.index_edit, index_edits, stats),
+        store.write("index revokes", &s.index_revoke, index_revokes, stats),
+        store.write("message edits", &s.message_edit, message_edits, stats),
+        store.write("message revokes", &s.message_revoke, message_revokes, stats),
     )?;
     Ok(count)
 }

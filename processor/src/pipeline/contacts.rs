@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::identity::{Known, NewIdentity};
 use super::plan::Plan;
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// The plan's identities that already exist, with their contact ids.
 pub async fn find_existing(
@@ -136,18 +136,8 @@ pub async fn create_missing(
     new_contacts.sort_unstable();
     new_contacts.dedup();
     let s = store.statements();
-    let phones = store.write(
-        vec![WriteSet::new("contact inserts", &s.insert_contact, phones)],
-        stats,
-    );
-    let users = store.write(
-        vec![WriteSet::new(
-            "contact user inserts",
-            &s.insert_contact_user,
-            users,
-        )],
-        stats,
-    );
+    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
+    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
     futures::try_join!(phones, users)?;
     Ok(new_contacts.len() as u64)
 }

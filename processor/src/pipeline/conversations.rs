@@ -15,7 +15,7 @@ use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan, preview};
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::{Direction, Origin};
 
 /// The parts of an existing conversation row the update needs.
@@ -136,14 +136,7 @@ pub async fn create_missing(
     let created = rows.len() as u64;
     let statement = &store.statements().create_conversation;
     store
-        .write(
-            vec![WriteSet {
-                what: "conversation inserts",
-                statement,
-                rows,
-            }],
-            stats,
-        )
+        .write("conversation inserts", statement, rows, stats)
         .await?;
     Ok(created)
 }
@@ -320,13 +313,6 @@ pub async fn write_updates(
         .collect();
     let statement = &store.statements().update_conversation;
     store
-        .write(
-            vec![WriteSet {
-                what: "conversation updates",
-                statement,
-                rows,
-            }],
-            stats,
-        )
+        .write("conversation updates", statement, rows, stats)
         .await
 }

@@ -17,7 +17,7 @@ use scylla::{DeserializeRow, SerializeRow};
 use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan};
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::DeliveryStatus;
 
 /// Where a stored message lives: its full primary key but the workspace.
@@ -251,20 +251,11 @@ pub async fn insert(
         .map(|m| location_row(workspace_id, m))
         .collect();
     let s = store.statements();
-    let insert_messages = store.write(
-        vec![WriteSet::new(
-            "message inserts",
-            &s.insert_message,
-            messages,
-        )],
-        stats,
-    );
+    let insert_messages = store.write("message inserts", &s.insert_message, messages, stats);
     let index_rows = store.write(
-        vec![WriteSet::new(
-            "message index upserts",
-            &s.index_message_location,
-            locations,
-        )],
+        "message index upserts",
+        &s.index_message_location,
+        locations,
         stats,
     );
     futures::try_join!(insert_messages, index_rows).map(|_| ())

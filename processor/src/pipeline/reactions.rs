@@ -17,7 +17,7 @@ use scylla::value::CqlTimestamp;
 use shared::ids;
 
 use super::plan::{AccountDraft, ReactionDraft, month_bucket};
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// The client timestamp (µs) of a reaction write.
 pub fn write_timestamp(r: &ReactionDraft) -> i64 {
@@ -81,26 +81,9 @@ pub async fn write(
     let sets: Vec<RowWrite<ReactionSet>> = sets;
     let deletes: Vec<RowWrite<ReactionDelete>> = deletes;
     futures::try_join!(
-        store.write(
-            vec![WriteSet::new("reaction upserts", &s.reaction_set, sets)],
-            stats
-        ),
-        store.write(
-            vec![WriteSet::new(
-                "reaction removals",
-                &s.reaction_delete,
-                deletes
-            )],
-            stats
-        ),
-        store.write(
-            vec![WriteSet::new(
-                "account events",
-                &s.insert_account_event,
-                events
-            )],
-            stats
-        ),
+        store.write("reaction upserts", &s.reaction_set, sets, stats),
+        store.write("reaction removals", &s.reaction_delete, deletes, stats),
+        store.write("account events", &s.insert_account_event, events, stats),
     )?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::messages::{IndexEntry, Location};
 use super::plan::MessageDraft;
-use crate::store::{DbStats, RowWrite, Store, StoreError, WriteSet};
+use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// The new state of one message after this batch's statuses.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,19 +134,21 @@ pub async fn apply(
         }
     }
     let s = store.statements();
-    let index_write: Vec<WriteSet<'_, IndexStatusRow>> = vec![WriteSet {
-        what: "index status updates",
-        statement: &s.index_message_status,
-        rows: index_rows,
-    }];
-    let message_write: Vec<WriteSet<'_, MessageStatusRow>> = vec![WriteSet {
-        what: "message status updates",
-        statement: &s.message_status,
-        rows: message_rows,
-    }];
+    let index_rows: Vec<RowWrite<IndexStatusRow>> = index_rows;
+    let message_rows: Vec<RowWrite<MessageStatusRow>> = message_rows;
     let (a, b) = futures::join!(
-        store.write(index_write, stats),
-        store.write(message_write, stats)
+        store.write(
+            "index status updates",
+            &s.index_message_status,
+            index_rows,
+            stats
+        ),
+        store.write(
+            "message status updates",
+            &s.message_status,
+            message_rows,
+            stats
+        )
     );
     a.and(b)?;
     Ok(changes.len() as u64)

@@ -75,28 +75,6 @@ pub struct RowWrite<V> {
     pub values: V,
 }
 
-/// A group of rows for one prepared statement, written as unlogged batches.
-#[derive(Debug)]
-pub struct WriteSet<'a, V> {
-    pub what: &'static str,
-    pub statement: &'a PreparedStatement,
-    pub rows: Vec<RowWrite<V>>,
-}
-
-impl<'a, V> WriteSet<'a, V> {
-    pub fn new(
-        what: &'static str,
-        statement: &'a PreparedStatement,
-        rows: Vec<RowWrite<V>>,
-    ) -> Self {
-        WriteSet {
-            what,
-            statement,
-            rows,
-        }
-    }
-}
-
 /// The session and its prepared statements.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -176,30 +154,28 @@ impl Store {
         Ok(pages.into_iter().flatten().collect())
     }
 
-    /// Writes every row of every set as unlogged batches, all concurrently,
-    /// within one sequential round trip however many batches it takes.
+    /// Writes `rows` of one prepared statement as unlogged batches grouped
+    /// by partition, all concurrently, within one sequential round trip
+    /// however many batches it takes.
     pub async fn write<V>(
         &self,
-        sets: Vec<WriteSet<'_, V>>,
+        what: &'static str,
+        statement: &PreparedStatement,
+        rows: Vec<RowWrite<V>>,
         stats: &DbStats,
     ) -> Result<(), StoreError>
     where
         V: SerializeRow + Send + Sync,
     {
-        let mut requests = Vec::new();
-        for set in sets {
-            for chunk in chunk_rows(
-                set.rows,
-                self.cfg.max_batch_bytes,
-                self.cfg.max_batch_statements,
-            ) {
-                requests.push((set.what, set.statement, chunk));
-            }
-        }
-        stats.add_requests(requests.len());
-        let futures: Vec<_> = requests
+        let chunks = chunk_rows(
+            rows,
+            self.cfg.max_batch_bytes,
+            self.cfg.max_batch_statements,
+        );
+        stats.add_requests(chunks.len());
+        let futures: Vec<_> = chunks
             .into_iter()
-            .map(|(what, statement, chunk)| self.write_batch(what, statement, chunk))
+            .map(|chunk| self.write_batch(what, statement, chunk))
             .collect();
         stream::iter(futures)
             .buffer_unordered(self.cfg.max_concurrent_requests)

@@ -26,7 +26,7 @@ use processor::decode::DecodedRecord;
 use processor::pipeline::identity::Known;
 use processor::pipeline::messages::{LocationRow, MessageRow, location_row, message_row};
 use processor::pipeline::plan::Plan;
-use processor::store::{DbStats, RowWrite, Store, WriteSet};
+use processor::store::{DbStats, RowWrite, Store};
 
 /// The message rows and index rows of step 6, built by the pipeline's own
 /// row builders (so sizes and partition keys are exactly the pipeline's),
@@ -62,20 +62,11 @@ pub async fn write(
     let count = messages.len() as u64;
     let s = store.statements();
     let (a, b) = futures::join!(
+        store.write("message inserts", &s.insert_message, messages, stats,),
         store.write(
-            vec![WriteSet {
-                what: "message inserts",
-                statement: &s.insert_message,
-                rows: messages,
-            }],
-            stats,
-        ),
-        store.write(
-            vec![WriteSet {
-                what: "message index upserts",
-                statement: &s.index_message_location,
-                rows: locations,
-            }],
+            "message index upserts",
+            &s.index_message_location,
+            locations,
             stats,
         ),
     );
