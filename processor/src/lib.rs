@@ -13,6 +13,7 @@
 //! - [`config`]: settings and their validation.
 //! - [`store`]: the CQL session, prepared statements, batching, `migrate`.
 //! - [`decode`]: Kafka record → normalised events, or a poison reason.
+//! - [`inbox`]: the inbox's reads (recency list, history, unread totals) and its one write, mark-read.
 //! - [`pipeline`]: the eight batched steps, each one wave across every workspace of a batch.
 //! - [`consumer`]: the consumer-group loop: micro-batches, retries, commits.
 //! - [`dead_letter`]: poison records to the dead-letter topic.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod decode;
+pub mod inbox;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;
