@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use shared::backoff::Backoff;
 use shared::metrics::{Readiness, admin_server};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -140,16 +141,19 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut backoff = retry.initial_backoff;
+    let mut backoff = Backoff::new(
+        retry.initial_backoff,
+        retry.max_backoff.max(Duration::from_millis(1)),
+    );
     let mut attempts = 0u32;
     loop {
         match connect().await {
             Ok(v) => return Ok(v),
             Err(e) => {
                 attempts += 1;
-                warn!(cause = %e, attempts, backoff_ms = backoff.as_millis() as u64, "waiting for {what}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(retry.max_backoff.max(Duration::from_millis(1)));
+                let delay = backoff.next();
+                warn!(cause = %e, attempts, backoff_ms = delay.as_millis() as u64, "waiting for {what}");
+                tokio::time::sleep(delay).await;
             }
         }
     }

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message, OwnedMessage};
+use shared::backoff::Backoff;
 use tracing::{info, warn};
 
 use crate::config::{ConsumerConfig, RetryConfig};
@@ -122,7 +123,7 @@ impl BatchProcessor {
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
     {
-        let mut backoff = self.retry.initial_backoff;
+        let mut backoff = self.backoff();
         // Without the records an isolation dead-lettered: a retry after a
         // later transient error neither stores nor dead-letters them again.
         let mut live = by_workspace.clone();
@@ -154,11 +155,11 @@ impl BatchProcessor {
                 Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
                 Err(err) => {
                     self.metrics.db_failures.inc();
-                    warn!(cause = %err, backoff_ms = backoff.as_millis() as u64, attempt = report.attempts, "database write failed; nothing committed, retrying");
-                    if !wait(backoff).await {
+                    let delay = backoff.next();
+                    warn!(cause = %err, backoff_ms = delay.as_millis() as u64, attempt = report.attempts, "database write failed; nothing committed, retrying");
+                    if !wait(delay).await {
                         return Err(BatchError::Shutdown);
                     }
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
                 }
             }
         }
@@ -224,13 +225,12 @@ impl BatchProcessor {
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
     {
-        let mut backoff = self.retry.initial_backoff;
+        let mut backoff = self.backoff();
         while let Err(err) = self.dead_letters.send(m, reason).await {
             warn!(cause = %err, "dead-letter write failed; retrying");
-            if !wait(backoff).await {
+            if !wait(backoff.next()).await {
                 return Err(BatchError::Shutdown);
             }
-            backoff = (backoff * 2).min(self.retry.max_backoff);
         }
         warn!(
             reason = kind,
@@ -240,6 +240,11 @@ impl BatchProcessor {
         );
         self.metrics.dead_lettered.with_label_values(&[kind]).inc();
         Ok(())
+    }
+
+    /// The delays between attempts, from `retry`.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.retry.initial_backoff, self.retry.max_backoff)
     }
 
     fn record_metrics(&self, report: &BatchReport, outcome: &BatchOutcome, elapsed: Duration) {
