@@ -19,7 +19,6 @@ use crate::config::{CqlConfig, ProcessorConfig, RetryConfig};
 use crate::consumer::{self, BatchProcessor};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::Metrics;
-use crate::pipeline::Faults;
 use crate::store::{self, Store};
 
 /// Applies the schema (`processor migrate`); returns the statements applied.
@@ -47,8 +46,28 @@ pub struct RunningProcessor {
 
 impl RunningProcessor {
     /// Connects to the database (waiting for it), joins the consumer group
-    /// and starts consuming. `faults` is for crash-injection tests.
-    pub async fn start(cfg: ProcessorConfig, faults: Faults) -> anyhow::Result<Self> {
+    /// and starts consuming.
+    pub async fn start(cfg: ProcessorConfig) -> anyhow::Result<Self> {
+        Self::launch(cfg, |processor| processor).await
+    }
+
+    /// [`Self::start`], injecting `faults` (tests only, feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    pub async fn start_with_faults(
+        cfg: ProcessorConfig,
+        faults: crate::pipeline::faults::Faults,
+    ) -> anyhow::Result<Self> {
+        Self::launch(cfg, move |processor| BatchProcessor {
+            faults,
+            ..processor
+        })
+        .await
+    }
+
+    async fn launch(
+        cfg: ProcessorConfig,
+        configure: impl FnOnce(BatchProcessor) -> BatchProcessor,
+    ) -> anyhow::Result<Self> {
         let metrics = Metrics::new().context("registering metrics")?;
         let readiness = Readiness::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -78,14 +97,15 @@ impl RunningProcessor {
         let group = consumer::subscribe(&cfg, &metrics)?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
-        let processor = BatchProcessor {
+        let processor = configure(BatchProcessor {
             store,
             dead_letters,
             metrics: metrics.clone(),
             consumer: cfg.consumer.clone(),
             retry: cfg.retry.clone(),
-            faults,
-        };
+            #[cfg(feature = "fault-injection")]
+            faults: crate::pipeline::faults::Faults::default(),
+        });
         let consumer = tokio::spawn(consumer::run(
             group,
             processor,

@@ -14,6 +14,8 @@
 //! - [`store`]: the CQL session, prepared statements, batching, `migrate`.
 //! - [`decode`]: Kafka record → normalised events, or a poison reason.
 //! - [`pipeline`]: the eight batched steps, each one wave across every workspace of a batch.
+//!   With the cargo feature `fault-injection` (tests only), `pipeline::faults`
+//!   injects crashes and refusals; production builds do not contain it.
 //! - [`consumer`]: the consumer-group loop: micro-batches, retries, commits.
 //! - [`dead_letter`]: poison records to the dead-letter topic.
 //! - [`metrics`]: Prometheus metrics.

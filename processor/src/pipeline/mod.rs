@@ -27,6 +27,8 @@
 mod amendments;
 mod contacts;
 mod conversations;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod identity;
 pub mod messages;
 pub mod plan;
@@ -35,8 +37,6 @@ mod statuses;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-use shared::webhook::Event;
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
@@ -81,15 +81,6 @@ impl Step {
     }
 }
 
-/// Fault injection for tests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Faults {
-    /// Crash right after this step has written.
-    pub fail_after: Option<Step>,
-    /// Refuse, as a permanent database error, every run holding this message id.
-    pub refuse_message: Option<&'static str>,
-}
-
 /// What one workspace's share of a batch did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -123,10 +114,9 @@ pub async fn run_workspace(
     store: &Store,
     workspace_id: &str,
     records: &[&DecodedRecord],
-    faults: Faults,
     stats: &DbStats,
 ) -> Result<Outcome, StoreError> {
-    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
+    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], stats).await?;
     Ok(batch.workspaces.pop().unwrap_or_default())
 }
 
@@ -137,19 +127,18 @@ pub async fn run_workspace(
 pub async fn run_batch(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
-    faults: Faults,
     stats: &DbStats,
 ) -> Result<BatchOutcome, StoreError> {
-    if let Some(id) = faults.refuse_message {
-        let refused = batch.iter().flat_map(|(_, r)| r).flat_map(|r| &r.events);
-        if refused
-            .into_iter()
-            .any(|e| matches!(e, Event::Message(m) if m.message_id == id))
-        {
-            return Err(StoreError::InjectedPermanent(id));
-        }
-    }
-    let mut timer = StepTimer::new(stats, faults);
+    run_steps(store, batch, StepTimer::new(stats)).await
+}
+
+/// The eight steps, closed one by one by `timer`.
+async fn run_steps(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    mut timer: StepTimer<'_>,
+) -> Result<BatchOutcome, StoreError> {
+    let stats = timer.stats;
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
     let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
     let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
@@ -271,7 +260,9 @@ async fn apply_changes(
 
 struct StepTimer<'a> {
     stats: &'a DbStats,
-    faults: Faults,
+    /// Tests only: the step after which the run fails.
+    #[cfg(feature = "fault-injection")]
+    fail_after: Option<Step>,
     started: Instant,
     requests_before: u64,
     durations: Vec<(Step, Duration)>,
@@ -279,10 +270,11 @@ struct StepTimer<'a> {
 }
 
 impl<'a> StepTimer<'a> {
-    fn new(stats: &'a DbStats, faults: Faults) -> Self {
+    fn new(stats: &'a DbStats) -> Self {
         StepTimer {
             stats,
-            faults,
+            #[cfg(feature = "fault-injection")]
+            fail_after: None,
             started: Instant::now(),
             requests_before: stats.requests(),
             durations: Vec::with_capacity(Step::ALL.len()),
@@ -290,8 +282,13 @@ impl<'a> StepTimer<'a> {
         }
     }
 
+    #[cfg(feature = "fault-injection")]
+    fn failing_after(self, fail_after: Option<Step>) -> Self {
+        StepTimer { fail_after, ..self }
+    }
+
     /// Closes a step: records its duration, counts its round trip if it sent
-    /// anything, and fails if a fault is injected here.
+    /// anything, and (tests only) fails if a fault is injected here.
     fn finish(&mut self, step: Step) -> Result<(), StoreError> {
         let now = Instant::now();
         self.durations.push((step, now - self.started));
@@ -302,7 +299,8 @@ impl<'a> StepTimer<'a> {
             self.round_trips += 1;
         }
         self.requests_before = requests;
-        if self.faults.fail_after == Some(step) {
+        #[cfg(feature = "fault-injection")]
+        if self.fail_after == Some(step) {
             return Err(StoreError::Injected(step.as_str()));
         }
         Ok(())

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use processor::config::{CqlConfig, LookupStrategy};
-use processor::pipeline::{self, Faults};
+use processor::pipeline;
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -23,14 +23,7 @@ pub async fn run(cql: &CqlConfig) -> anyhow::Result<Value> {
     // Seed 1000 contacts through the pipeline itself.
     let seed = input::batch("ws_lookup", "seed", 1000, 1000, 0, &[])?;
     let stats = DbStats::default();
-    pipeline::run_workspace(
-        &by_in,
-        "ws_lookup",
-        &input::refs(&seed),
-        Faults::default(),
-        &stats,
-    )
-    .await?;
+    pipeline::run_workspace(&by_in, "ws_lookup", &input::refs(&seed), &stats).await?;
     println!(
         "\n## Lookup: IN against concurrent single-partition statements \
          (contacts, {ROUNDS} rounds, median)\n"
