@@ -14,7 +14,7 @@ use scylla::value::CqlTimestamp;
 use shared::webhook::{AmendEvent, Amendment};
 use uuid::Uuid;
 
-use super::messages::{IndexEntry, Location};
+use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use super::statuses::fresh_locations;
 use crate::store::{DbStats, RowWrite, Store, StoreError};

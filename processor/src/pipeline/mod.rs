@@ -7,7 +7,7 @@
 //! | 2 `create_contacts` | the missing identities | one write wave |
 //! | 3 `find_conversations` | conversations, with counters and watermark | one lookup wave |
 //! | 4 `create_conversations` | the missing ones (identity columns only) | one write wave |
-//! | 5 `find_messages` | message-id index rows (dedupe and statuses) | one lookup wave |
+//! | 5 `find_messages` | message-id index rows (dedupe and statuses, [`message_index`]) | one lookup wave |
 //! | 6 `insert_messages` | messages and their index rows | one write wave |
 //! | 7 `update_conversations` | each touched conversation once | one write wave |
 //! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
@@ -30,6 +30,7 @@ mod conversations;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod identity;
+pub mod message_index;
 pub mod messages;
 pub mod plan;
 mod reactions;

@@ -15,7 +15,7 @@ use scylla::value::{CqlTimestamp, MaybeUnset};
 use shared::webhook::{DeliveryStatus, StatusEvent};
 use uuid::Uuid;
 
-use super::messages::{IndexEntry, Location};
+use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 
@@ -33,16 +33,7 @@ pub struct StatusChange {
 pub fn fresh_locations<'a>(fresh: &[&'a MessageDraft]) -> HashMap<&'a str, Location> {
     fresh
         .iter()
-        .map(|m| {
-            (
-                m.event.message_id.as_str(),
-                Location {
-                    conversation_id: m.conversation_id,
-                    bucket: m.bucket,
-                    sent_at_ms: m.sent_at_ms,
-                },
-            )
-        })
+        .map(|m| (m.event.message_id.as_str(), m.location()))
         .collect()
 }
 
