@@ -115,6 +115,16 @@ pub async fn create_missing(
             },
         })
         .collect();
+    let s = store.statements();
+    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
+    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
+    futures::try_join!(phones, users)?;
+    Ok(new_contacts(plan, known))
+}
+
+/// How many distinct contacts the plan's new identities create (an identity
+/// of a contact in `known` only links it).
+fn new_contacts(plan: &Plan, known: &Known) -> u64 {
     let mut new_contacts: Vec<Uuid> = plan
         .new_phones
         .values()
@@ -130,9 +140,5 @@ pub async fn create_missing(
         .collect();
     new_contacts.sort_unstable();
     new_contacts.dedup();
-    let s = store.statements();
-    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
-    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
-    futures::try_join!(phones, users)?;
-    Ok(new_contacts.len() as u64)
+    new_contacts.len() as u64
 }

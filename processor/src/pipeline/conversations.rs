@@ -141,6 +141,18 @@ pub fn plan_updates(
     state: &HashMap<Uuid, ConversationState>,
 ) -> Vec<ConversationUpdate> {
     let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
+    count_messages(&mut updates, new_messages, state);
+    apply_events(&mut updates, plan, state);
+    updates.into_values().collect()
+}
+
+/// Counts the messages past each conversation's watermark and keeps the
+/// latest as its last message.
+fn count_messages(
+    updates: &mut BTreeMap<Uuid, ConversationUpdate>,
+    new_messages: &[&MessageDraft],
+    state: &HashMap<Uuid, ConversationState>,
+) {
     let empty = ConversationState::default();
     for m in new_messages {
         let base = state.get(&m.conversation_id).unwrap_or(&empty);
@@ -162,28 +174,44 @@ pub fn plan_updates(
             }
         }
         u.applied = max_applied(u.applied, (m.partition, m.offset));
-        let key = (m.sent_at_ms, m.event.message_id.clone());
-        let current = u
-            .last_message
-            .as_ref()
-            .map(|(at, id, _, _)| (*at, id.clone()))
-            .or_else(|| {
-                base.last_message_at_ms
-                    .map(|at| (at, base.last_message_id.clone().unwrap_or_default()))
-            });
-        if current.is_none_or(|c| key > c) {
-            u.last_message = Some((
-                m.sent_at_ms,
-                m.event.message_id.clone(),
-                preview(&m.event),
-                m.event.direction,
-            ));
-        }
+        take_if_last(u, base, m);
         if m.event.kapso_conversation_id.is_some() {
             u.kapso_conversation_id
                 .clone_from(&m.event.kapso_conversation_id);
         }
     }
+}
+
+/// Makes `m` the conversation's last message if it is later (by time, then
+/// id) than the last one stored or counted.
+fn take_if_last(u: &mut ConversationUpdate, base: &ConversationState, m: &MessageDraft) {
+    let key = (m.sent_at_ms, m.event.message_id.clone());
+    let current = u
+        .last_message
+        .as_ref()
+        .map(|(at, id, _, _)| (*at, id.clone()))
+        .or_else(|| {
+            base.last_message_at_ms
+                .map(|at| (at, base.last_message_id.clone().unwrap_or_default()))
+        });
+    if current.is_none_or(|c| key > c) {
+        u.last_message = Some((
+            m.sent_at_ms,
+            m.event.message_id.clone(),
+            preview(&m.event),
+            m.event.direction,
+        ));
+    }
+}
+
+/// Applies the conversation events past each watermark: the latest state
+/// wins, names and Kapso ids are taken as they come.
+fn apply_events(
+    updates: &mut BTreeMap<Uuid, ConversationUpdate>,
+    plan: &Plan,
+    state: &HashMap<Uuid, ConversationState>,
+) {
+    let empty = ConversationState::default();
     for e in &plan.conversation_events {
         let base = state.get(&e.conversation_id).unwrap_or(&empty);
         if base.covers(e.partition, e.offset) {
@@ -206,7 +234,6 @@ pub fn plan_updates(
                 .clone_from(&e.event.kapso_conversation_id);
         }
     }
-    updates.into_values().collect()
 }
 
 fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate {

@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
-use plan::Plan;
+use conversations::ConversationState;
+use message_index::IndexEntry;
+use plan::{MessageDraft, Plan};
+use uuid::Uuid;
 
 /// The pipeline's steps, in order. Names are metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,60 +146,12 @@ async fn run_steps(
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
     let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
     let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
+    find_and_create_contacts(store, &ids, &mut plans, &mut outs, &mut timer).await?;
+    let conv = find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
+    let (index, fresh) =
+        find_and_insert_messages(store, &ids, &plans, &mut outs, &mut timer).await?;
 
-    let known = wave(
-        ids.iter()
-            .zip(&plans)
-            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
-    )
-    .await?;
-    for ((ws, plan), (known, out)) in ids.iter().zip(&mut plans).zip(known.iter().zip(&mut outs)) {
-        plan.place(ws, known);
-        out.skipped_kinds.clone_from(&plan.skipped);
-    }
-    timer.finish(Step::FindContacts)?;
     let each = || ids.iter().copied().zip(plans.iter());
-    let created = wave(
-        each()
-            .zip(&known)
-            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
-    )
-    .await?;
-    set(&mut outs, created, |o, n| o.contacts_created = n);
-    timer.finish(Step::CreateContacts)?;
-
-    let conv =
-        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
-    timer.finish(Step::FindConversations)?;
-    let created = wave(
-        each()
-            .zip(&conv)
-            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
-    )
-    .await?;
-    set(&mut outs, created, |o, n| o.conversations_created = n);
-    timer.finish(Step::CreateConversations)?;
-
-    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
-    let fresh: Vec<_> = plans
-        .iter()
-        .zip(&index)
-        .map(|(p, i)| messages::split_new(p, i))
-        .collect();
-    timer.finish(Step::FindMessages)?;
-    wave(
-        each()
-            .zip(&fresh)
-            .zip(&index)
-            .map(|(((ws, _), (f, _)), i)| messages::insert(store, ws, f, i, stats)),
-    )
-    .await?;
-    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(&plans).zip(&fresh) {
-        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
-        out.messages_inserted = f.len() as u64;
-    }
-    timer.finish(Step::InsertMessages)?;
-
     wave(each().zip(&fresh).zip(&conv).map(|(((ws, p), (f, _)), c)| {
         let updates = conversations::plan_updates(p, f, c);
         conversations::write_updates(store, ws, updates, stats)
@@ -225,6 +180,107 @@ async fn run_steps(
     })
 }
 
+/// Steps 1 and 2: finds the identities, places every event of each plan
+/// with them, and creates the missing ones.
+async fn find_and_create_contacts(
+    store: &Store,
+    ids: &[&str],
+    plans: &mut [Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<(), StoreError> {
+    let stats = timer.stats;
+    let known = wave(
+        ids.iter()
+            .zip(plans.iter())
+            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
+    )
+    .await?;
+    for ((ws, plan), (known, out)) in ids
+        .iter()
+        .zip(plans.iter_mut())
+        .zip(known.iter().zip(outs.iter_mut()))
+    {
+        plan.place(ws, known);
+        out.skipped_kinds.clone_from(&plan.skipped);
+    }
+    timer.finish(Step::FindContacts)?;
+    let created = wave(
+        ids.iter()
+            .zip(plans.iter())
+            .zip(&known)
+            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
+    )
+    .await?;
+    set(outs, created, |o, n| o.contacts_created = n);
+    timer.finish(Step::CreateContacts)
+}
+
+/// Steps 3 and 4: finds the conversations (with their state) and creates
+/// the missing ones.
+async fn find_and_create_conversations(
+    store: &Store,
+    ids: &[&str],
+    plans: &[Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<Vec<HashMap<Uuid, ConversationState>>, StoreError> {
+    let stats = timer.stats;
+    let each = || ids.iter().copied().zip(plans.iter());
+    let conv =
+        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
+    timer.finish(Step::FindConversations)?;
+    let created = wave(
+        each()
+            .zip(&conv)
+            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
+    )
+    .await?;
+    set(outs, created, |o, n| o.conversations_created = n);
+    timer.finish(Step::CreateConversations)?;
+    Ok(conv)
+}
+
+/// Each workspace's message index, and its messages to store with the
+/// count of duplicates.
+type Found<'p> = (
+    Vec<HashMap<String, IndexEntry>>,
+    Vec<(Vec<&'p MessageDraft>, u64)>,
+);
+
+/// Steps 5 and 6: reads the message index, drops the duplicates and
+/// inserts the rest.
+async fn find_and_insert_messages<'p>(
+    store: &Store,
+    ids: &[&str],
+    plans: &'p [Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<Found<'p>, StoreError> {
+    let stats = timer.stats;
+    let each = || ids.iter().copied().zip(plans.iter());
+    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
+    let fresh: Vec<_> = plans
+        .iter()
+        .zip(&index)
+        .map(|(p, i)| messages::split_new(p, i))
+        .collect();
+    timer.finish(Step::FindMessages)?;
+    wave(
+        ids.iter()
+            .zip(&fresh)
+            .zip(&index)
+            .map(|((ws, (f, _)), i)| messages::insert(store, ws, f, i, stats)),
+    )
+    .await?;
+    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(plans).zip(&fresh) {
+        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
+        out.messages_inserted = f.len() as u64;
+    }
+    timer.finish(Step::InsertMessages)?;
+    Ok((index, fresh))
+}
+
 /// All the futures of one step, concurrently: one sequential round trip.
 async fn wave<T, F>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, StoreError>
 where
@@ -245,8 +301,8 @@ async fn apply_changes(
     store: &Store,
     ws: &str,
     plan: &Plan,
-    index: &HashMap<String, messages::IndexEntry>,
-    fresh: &[&plan::MessageDraft],
+    index: &HashMap<String, IndexEntry>,
+    fresh: &[&MessageDraft],
     stats: &DbStats,
 ) -> Result<(u64, u64), StoreError> {
     let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
