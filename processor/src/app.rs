@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use shared::backoff::Backoff;
 use shared::metrics::{Readiness, admin_server};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,7 +19,6 @@ use crate::config::{CqlConfig, ProcessorConfig, RetryConfig};
 use crate::consumer::{self, BatchProcessor};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::Metrics;
-use crate::pipeline::Faults;
 use crate::store::{self, Store};
 
 /// Applies the schema (`processor migrate`); returns the statements applied.
@@ -46,8 +46,28 @@ pub struct RunningProcessor {
 
 impl RunningProcessor {
     /// Connects to the database (waiting for it), joins the consumer group
-    /// and starts consuming. `faults` is for crash-injection tests.
-    pub async fn start(cfg: ProcessorConfig, faults: Faults) -> anyhow::Result<Self> {
+    /// and starts consuming.
+    pub async fn start(cfg: ProcessorConfig) -> anyhow::Result<Self> {
+        Self::launch(cfg, |processor| processor).await
+    }
+
+    /// [`Self::start`], injecting `faults` (tests only, feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    pub async fn start_with_faults(
+        cfg: ProcessorConfig,
+        faults: crate::pipeline::faults::Faults,
+    ) -> anyhow::Result<Self> {
+        Self::launch(cfg, move |processor| BatchProcessor {
+            faults,
+            ..processor
+        })
+        .await
+    }
+
+    async fn launch(
+        cfg: ProcessorConfig,
+        configure: impl FnOnce(BatchProcessor) -> BatchProcessor,
+    ) -> anyhow::Result<Self> {
         let metrics = Metrics::new().context("registering metrics")?;
         let readiness = Readiness::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -77,14 +97,15 @@ impl RunningProcessor {
         let group = consumer::subscribe(&cfg, &metrics)?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
-        let processor = BatchProcessor {
+        let processor = configure(BatchProcessor {
             store,
             dead_letters,
             metrics: metrics.clone(),
             consumer: cfg.consumer.clone(),
             retry: cfg.retry.clone(),
-            faults,
-        };
+            #[cfg(feature = "fault-injection")]
+            faults: crate::pipeline::faults::Faults::default(),
+        });
         let consumer = tokio::spawn(consumer::run(
             group,
             processor,
@@ -140,16 +161,19 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut backoff = retry.initial_backoff;
+    let mut backoff = Backoff::new(
+        retry.initial_backoff,
+        retry.max_backoff.max(Duration::from_millis(1)),
+    );
     let mut attempts = 0u32;
     loop {
         match connect().await {
             Ok(v) => return Ok(v),
             Err(e) => {
                 attempts += 1;
-                warn!(cause = %e, attempts, backoff_ms = backoff.as_millis() as u64, "waiting for {what}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(retry.max_backoff.max(Duration::from_millis(1)));
+                let delay = backoff.next();
+                warn!(cause = %e, attempts, backoff_ms = delay.as_millis() as u64, "waiting for {what}");
+                tokio::time::sleep(delay).await;
             }
         }
     }

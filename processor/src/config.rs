@@ -88,9 +88,6 @@ pub struct CqlConfig {
     /// `{'class': 'SimpleStrategy', 'replication_factor': 1}`. Production:
     /// `{'class': 'NetworkTopologyStrategy', 'dc1': 3}`.
     pub replication: String,
-    /// Key lookups as `IN` queries (`in`) or as concurrent single-partition
-    /// statements (`concurrent`). See schemas/README.md for the measurement.
-    pub lookup: LookupStrategy,
     /// Upper bound of the estimated payload of one unlogged batch. Cassandra
     /// fails multi-partition batches over 50 KiB by default.
     pub max_batch_bytes: usize,
@@ -110,20 +107,12 @@ impl Default for CqlConfig {
             nodes: "127.0.0.1:9042".into(),
             keyspace: "inboxflow".into(),
             replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
-            lookup: LookupStrategy::In,
             max_batch_bytes: 32 * 1024,
             max_batch_statements: 100,
             max_concurrent_requests: 64,
             request_timeout: Duration::from_secs(5),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LookupStrategy {
-    In,
-    Concurrent,
 }
 
 /// Backoff while the database is failing. Nothing is committed meanwhile.

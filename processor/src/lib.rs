@@ -15,6 +15,8 @@
 //! - [`decode`]: Kafka record → normalised events, or a poison reason.
 //! - [`inbox`]: the inbox's reads (recency list, history, unread totals) and its one write, mark-read.
 //! - [`pipeline`]: the eight batched steps, each one wave across every workspace of a batch.
+//!   With the cargo feature `fault-injection` (tests only), `pipeline::faults`
+//!   injects crashes and refusals; production builds do not contain it.
 //! - [`consumer`]: the consumer-group loop: micro-batches, retries, commits.
 //! - [`dead_letter`]: poison records to the dead-letter topic.
 //! - [`metrics`]: Prometheus metrics.

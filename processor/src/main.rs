@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use processor::app::{self, RunningProcessor};
 use processor::config::ProcessorConfig;
-use processor::pipeline::Faults;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
             app::migrate(&cfg.cql, &cfg.retry).await?;
         }
         Command::Run => {
-            let running = RunningProcessor::start(cfg, Faults::default()).await?;
+            let running = RunningProcessor::start(cfg).await?;
             shared::shutdown::signal().await;
             running.stop().await?;
         }

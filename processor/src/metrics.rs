@@ -43,54 +43,104 @@ const COUNT_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
 ];
 
+/// Creates metrics named `inboxflow_processor_<name>` and registers each.
+struct Registrar {
+    registry: Registry,
+}
+
+impl Registrar {
+    fn name(name: &str) -> String {
+        format!("inboxflow_processor_{name}")
+    }
+
+    fn register<M>(&self, metric: M) -> Result<M, prometheus::Error>
+    where
+        M: prometheus::core::Collector + Clone + 'static,
+    {
+        self.registry.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.register(IntCounter::new(Self::name(name), help)?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(
+            Opts::new(Self::name(name), help),
+            &[label],
+        )?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+    ) -> Result<Histogram, prometheus::Error> {
+        let opts = HistogramOpts::new(Self::name(name), help).buckets(buckets.to_vec());
+        self.register(Histogram::with_opts(opts)?)
+    }
+
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+        label: &str,
+    ) -> Result<HistogramVec, prometheus::Error> {
+        let opts = HistogramOpts::new(Self::name(name), help).buckets(buckets.to_vec());
+        self.register(HistogramVec::new(opts, &[label])?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.register(IntGauge::new(Self::name(name), help)?)
+    }
+
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.register(IntGaugeVec::new(
+            Opts::new(Self::name(name), help),
+            &[label],
+        )?)
+    }
+}
+
 impl Metrics {
+    /// Every metric, in a new registry (a declaration list, not logic).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
-            let c = IntCounter::new(format!("inboxflow_processor_{name}"), help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
+        let r = Registrar {
+            registry: Registry::new(),
         };
-        let counter_vec =
-            |name: &str, help: &str, label: &str| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(
-                    Opts::new(format!("inboxflow_processor_{name}"), help),
-                    &[label],
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let histogram =
-            |name: &str, help: &str, buckets: &[f64]| -> Result<Histogram, prometheus::Error> {
-                let h = Histogram::with_opts(
-                    HistogramOpts::new(format!("inboxflow_processor_{name}"), help)
-                        .buckets(buckets.to_vec()),
-                )?;
-                registry.register(Box::new(h.clone()))?;
-                Ok(h)
-            };
-        let step_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "inboxflow_processor_step_duration_seconds",
-                "Duration of one pipeline step for one workspace.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["step"],
+        let (counter, histogram) = (
+            |name: &str, help: &str| r.counter(name, help),
+            |name: &str, help: &str, buckets: &[f64]| r.histogram(name, help, buckets),
+        );
+        let counter_vec = |name: &str, help: &str, label: &str| r.counter_vec(name, help, label);
+        let step_duration = r.histogram_vec(
+            "step_duration_seconds",
+            "Duration of one pipeline step for one workspace.",
+            LATENCY_BUCKETS,
+            "step",
         )?;
-        registry.register(Box::new(step_duration.clone()))?;
-        let consumer_lag = IntGaugeVec::new(
-            Opts::new(
-                "inboxflow_processor_consumer_lag",
-                "Records between the committed offset and the high watermark.",
-            ),
-            &["partition"],
+        let consumer_lag = r.gauge_vec(
+            "consumer_lag",
+            "Records between the committed offset and the high watermark.",
+            "partition",
         )?;
-        registry.register(Box::new(consumer_lag.clone()))?;
-        let assigned_partitions = IntGauge::new(
-            "inboxflow_processor_assigned_partitions",
+        let assigned_partitions = r.gauge(
+            "assigned_partitions",
             "Partitions of the webhook topic currently assigned to this processor.",
         )?;
-        registry.register(Box::new(assigned_partitions.clone()))?;
         Ok(Self {
             records_consumed: counter("records_consumed_total", "Kafka records consumed.")?,
             messages_inserted: counter(
@@ -162,7 +212,7 @@ impl Metrics {
             )?,
             consumer_lag,
             assigned_partitions,
-            registry,
+            registry: r.registry.clone(),
         })
     }
 }

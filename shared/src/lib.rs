@@ -3,6 +3,7 @@
 //! Everything the `ingress` and `processor` binaries (and the tests) agree on.
 //!
 //! ## Layout
+//! - [`backoff`]: capped exponential backoff (the delays, not the sleeping).
 //! - [`config`]: layered configuration (defaults, then a TOML file, then
 //!   `INBOXFLOW_*` environment variables), validated at start-up, with
 //!   [`config::Secret`] redacting secrets in `Debug`.
@@ -18,6 +19,7 @@
 //!   normaliser that turns a payload into [`webhook::Event`]s.
 //! - [`shutdown`]: a signal future for graceful shutdown.
 
+pub mod backoff;
 pub mod config;
 pub mod ids;
 pub mod mask;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use processor::app::{self, RunningProcessor};
 use processor::config::ProcessorConfig;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 use rdkafka::producer::FutureProducer;
 use scylla::client::session::Session;
 use shared::record::Source;
@@ -57,7 +57,7 @@ impl ProcessorEnv {
     }
 
     pub async fn start(&self, faults: Faults) -> anyhow::Result<RunningProcessor> {
-        RunningProcessor::start(self.cfg.clone(), faults).await
+        RunningProcessor::start_with_faults(self.cfg.clone(), faults).await
     }
 
     /// Writes a Meta body for `workspace_id` as the ingress would.

@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 use inboxflow_tests::corpus::{self, Delivery, Snapshot};
 use inboxflow_tests::processor::ProcessorEnv;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 
 use effects::{Effect, Expectation};
 

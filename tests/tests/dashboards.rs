@@ -21,7 +21,6 @@ use inboxflow_tests::prometheus::{Target, TestPrometheus, binary, promtool, repo
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
 use inboxflow_tests::{kafka, poll};
 use processor::app::RunningProcessor;
-use processor::pipeline::Faults;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -48,7 +47,7 @@ async fn every_dashboard_query_returns_data_and_every_alert_rule_evaluates_on_li
     let env = ProcessorEnv::new(2).await?;
     let mut cfg = env.cfg.clone();
     cfg.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-    let processor = RunningProcessor::start(cfg, Faults::default()).await?;
+    let processor = RunningProcessor::start(cfg).await?;
     let topics = TestTopics {
         routed: env.cfg.kafka.webhook_topic.clone(),
         unrouted: env.cfg.kafka.unrouted_topic.clone(),

@@ -21,7 +21,7 @@ use inboxflow_tests::faults::services::RestartOnDrop;
 use inboxflow_tests::pipeline::spawn_ingress_for;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 
 const WAIT: Duration = Duration::from_secs(240);
 

@@ -14,7 +14,7 @@ use inboxflow_tests::faults::long;
 use inboxflow_tests::pipeline::spawn_ingress_for;
 use inboxflow_tests::processor::ProcessorEnv;
 use processor::app::RunningProcessor;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 
 const MAX_MEMBERS: usize = 4;
 

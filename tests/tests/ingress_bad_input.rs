@@ -18,7 +18,7 @@ use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body};
 use processor::app::RunningProcessor;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 use serde_json::json;
 use shared::signing::{kapso_signature, meta_signature};
 

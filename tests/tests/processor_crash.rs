@@ -8,7 +8,7 @@ use std::time::Duration;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
-use processor::pipeline::{Faults, Step};
+use processor::pipeline::{Step, faults::Faults};
 
 const WAIT: Duration = Duration::from_secs(90);
 const WORKSPACE: &str = "ws_crash";

@@ -12,7 +12,7 @@ use std::time::Duration;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body};
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 
 const WAIT: Duration = Duration::from_secs(180);
 

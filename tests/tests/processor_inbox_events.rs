@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 use scylla::value::CqlTimestamp;
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use inboxflow_tests::kafka;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body, record_headers};
-use processor::pipeline::Faults;
+use processor::pipeline::faults::Faults;
 use shared::record::Source;
 
 const WAIT: Duration = Duration::from_secs(60);

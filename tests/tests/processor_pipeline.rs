@@ -8,7 +8,7 @@ use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
 use processor::decode::DecodedRecord;
-use processor::pipeline::{self, Faults};
+use processor::pipeline::{self, faults::Faults};
 use processor::store::{DbStats, Store};
 use shared::record::Source;
 
@@ -78,8 +78,7 @@ async fn sequential_round_trips_per_batch_do_not_grow_with_batch_size() -> anyho
             .collect();
         let record = decoded(&meta_body("pn-rt", &messages, &[]), i as i64)?;
         let stats = DbStats::default();
-        let outcome =
-            pipeline::run_workspace(&store, "ws_rt", &[&record], Faults::default(), &stats).await?;
+        let outcome = pipeline::run_workspace(&store, "ws_rt", &[&record], &stats).await?;
         assert_eq!(outcome.messages_inserted, size as u64);
         println!(
             "batch of {size}: {} requests, {} sequential round trips",

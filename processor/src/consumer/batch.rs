@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message, OwnedMessage};
+use shared::backoff::Backoff;
 use tracing::{info, warn};
 
 use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dead_letter::DeadLetters;
 use crate::decode::{self, DecodedRecord, RawRecord};
 use crate::metrics::{Metrics, skipped_kind_label};
-use crate::pipeline::{self, BatchOutcome, Faults, WorkspaceRecords};
+use crate::pipeline::{self, BatchOutcome, Outcome, WorkspaceRecords};
 use crate::store::{DbStats, Store, StoreError};
 
 /// The dead-letter reason of a record the database refuses for good.
@@ -33,6 +34,8 @@ pub const PERMANENT_DB_ERROR: &str = "database_permanent";
 pub enum BatchError {
     #[error("shutdown requested while retrying")]
     Shutdown,
+    /// Tests only (feature `fault-injection`): an injected crash.
+    #[cfg(feature = "fault-injection")]
     #[error("injected failure after step {0}")]
     Injected(&'static str),
 }
@@ -58,7 +61,9 @@ pub struct BatchProcessor {
     pub metrics: Metrics,
     pub consumer: ConsumerConfig,
     pub retry: RetryConfig,
-    pub faults: Faults,
+    /// Tests only (feature `fault-injection`): the faults to inject.
+    #[cfg(feature = "fault-injection")]
+    pub faults: pipeline::faults::Faults,
 }
 
 impl BatchProcessor {
@@ -122,7 +127,7 @@ impl BatchProcessor {
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
     {
-        let mut backoff = self.retry.initial_backoff;
+        let mut backoff = self.backoff();
         // Without the records an isolation dead-lettered: a retry after a
         // later transient error neither stores nor dead-letters them again.
         let mut live = by_workspace.clone();
@@ -131,7 +136,7 @@ impl BatchProcessor {
             let stats = DbStats::default();
             let batch: Vec<WorkspaceRecords<'_>> =
                 live.iter().map(|(ws, r)| (*ws, r.clone())).collect();
-            let mut result = pipeline::run_batch(&self.store, &batch, self.faults, &stats).await;
+            let mut result = self.run_batch(&batch, &stats).await;
             if let Err(err) = &result {
                 if err.is_permanent() {
                     warn!(cause = %err, "permanent database error; isolating the records that cause it");
@@ -151,14 +156,15 @@ impl BatchProcessor {
                     report.db_round_trips = outcome.round_trips;
                     return Ok(outcome);
                 }
+                #[cfg(feature = "fault-injection")]
                 Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
                 Err(err) => {
                     self.metrics.db_failures.inc();
-                    warn!(cause = %err, backoff_ms = backoff.as_millis() as u64, attempt = report.attempts, "database write failed; nothing committed, retrying");
-                    if !wait(backoff).await {
+                    let delay = backoff.next();
+                    warn!(cause = %err, backoff_ms = delay.as_millis() as u64, attempt = report.attempts, "database write failed; nothing committed, retrying");
+                    if !wait(delay).await {
                         return Err(BatchError::Shutdown);
                     }
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
                 }
             }
         }
@@ -185,7 +191,7 @@ impl BatchProcessor {
         for (ws, records) in by_workspace {
             let mut runs: VecDeque<&[&DecodedRecord]> = VecDeque::from([records.as_slice()]);
             while let Some(run) = runs.pop_front() {
-                match pipeline::run_workspace(&self.store, ws, run, self.faults, stats).await {
+                match self.run_workspace(ws, run, stats).await {
                     Ok(one) => outcome.workspaces.push(one),
                     Err(err) if err.is_permanent() && run.len() == 1 => {
                         let source = messages.iter().find(|m| {
@@ -224,13 +230,12 @@ impl BatchProcessor {
         W: FnMut(Duration) -> F,
         F: std::future::Future<Output = bool>,
     {
-        let mut backoff = self.retry.initial_backoff;
+        let mut backoff = self.backoff();
         while let Err(err) = self.dead_letters.send(m, reason).await {
             warn!(cause = %err, "dead-letter write failed; retrying");
-            if !wait(backoff).await {
+            if !wait(backoff.next()).await {
                 return Err(BatchError::Shutdown);
             }
-            backoff = (backoff * 2).min(self.retry.max_backoff);
         }
         warn!(
             reason = kind,
@@ -240,6 +245,36 @@ impl BatchProcessor {
         );
         self.metrics.dead_lettered.with_label_values(&[kind]).inc();
         Ok(())
+    }
+
+    async fn run_batch(
+        &self,
+        batch: &[WorkspaceRecords<'_>],
+        stats: &DbStats,
+    ) -> Result<BatchOutcome, StoreError> {
+        #[cfg(feature = "fault-injection")]
+        let run = pipeline::faults::run_batch(&self.store, batch, self.faults, stats);
+        #[cfg(not(feature = "fault-injection"))]
+        let run = pipeline::run_batch(&self.store, batch, stats);
+        run.await
+    }
+
+    async fn run_workspace(
+        &self,
+        ws: &str,
+        records: &[&DecodedRecord],
+        stats: &DbStats,
+    ) -> Result<Outcome, StoreError> {
+        #[cfg(feature = "fault-injection")]
+        let run = pipeline::faults::run_workspace(&self.store, ws, records, self.faults, stats);
+        #[cfg(not(feature = "fault-injection"))]
+        let run = pipeline::run_workspace(&self.store, ws, records, stats);
+        run.await
+    }
+
+    /// The delays between attempts, from `retry`.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.retry.initial_backoff, self.retry.max_backoff)
     }
 
     fn record_metrics(&self, report: &BatchReport, outcome: &BatchOutcome, elapsed: Duration) {

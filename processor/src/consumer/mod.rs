@@ -24,7 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Stre
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientContext, Message};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub use batch::{BatchError, BatchProcessor, BatchReport};
 pub use commit::next_offsets;
@@ -91,8 +91,8 @@ pub fn subscribe(cfg: &ProcessorConfig, metrics: &Metrics) -> anyhow::Result<Arc
     Ok(Arc::new(consumer))
 }
 
-/// Runs until `shutdown` turns true, or a batch fails for good (an injected
-/// crash). Returns the number of batches committed.
+/// Runs until `shutdown` turns true, or (tests only, feature
+/// `fault-injection`) a batch fails for good with an injected crash. Returns the number of batches committed.
 pub async fn run(
     consumer: Arc<GroupConsumer>,
     processor: BatchProcessor,
@@ -119,7 +119,8 @@ pub async fn run(
                 // the consumer: the batch is stored, a later batch's commit
                 // covers its offsets, and if none comes they are re-read
                 // after a restart or rebalance, which the pipeline absorbs.
-                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics) {
+                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics).await
+                {
                     warn!(cause = %err, "offset commit failed; the next commit covers this batch");
                 } else {
                     committed += 1;
@@ -130,8 +131,9 @@ pub async fn run(
                 info!("shutdown during retries; batch left uncommitted");
                 return Ok(committed);
             }
+            #[cfg(feature = "fault-injection")]
             Err(BatchError::Injected(e)) => {
-                error!(cause = %e, "injected failure; stopping without commit");
+                tracing::error!(cause = %e, "injected failure; stopping without commit");
                 return Err(anyhow::anyhow!(e));
             }
         }

@@ -14,7 +14,7 @@ use scylla::value::CqlTimestamp;
 use shared::webhook::{AmendEvent, Amendment};
 use uuid::Uuid;
 
-use super::messages::{IndexEntry, Location};
+use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use super::statuses::fresh_locations;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
@@ -109,11 +109,70 @@ struct MessageRevoke {
     message_id: String,
 }
 
-fn row<V>(partition: String, bytes: usize, values: V) -> RowWrite<V> {
+fn row_write<V>(partition: String, bytes: usize, values: V) -> RowWrite<V> {
     RowWrite {
         partition,
         estimated_bytes: bytes,
         values,
+    }
+}
+
+/// The rows of one wave of amendments.
+#[derive(Default)]
+struct Rows {
+    index_edits: Vec<RowWrite<IndexEdit>>,
+    index_revokes: Vec<RowWrite<IndexRevoke>>,
+    message_edits: Vec<RowWrite<MessageEdit>>,
+    message_revokes: Vec<RowWrite<MessageRevoke>>,
+}
+
+impl Rows {
+    /// Adds the rows of the change `c` of message `id`.
+    fn push(&mut self, ws: &str, id: String, c: AmendChange) {
+        let bytes = 96 + ws.len() + id.len();
+        if let Some((body, at)) = c.edit {
+            let bytes = bytes + body.as_ref().map_or(0, String::len);
+            if let Some(l) = c.location {
+                let row = MessageEdit {
+                    body: body.clone(),
+                    edited_at: CqlTimestamp(at),
+                    workspace_id: ws.to_owned(),
+                    conversation_id: l.conversation_id,
+                    bucket: l.bucket,
+                    sent_at: CqlTimestamp(l.sent_at_ms),
+                    message_id: id.clone(),
+                };
+                self.message_edits
+                    .push(row_write(l.partition_key(), bytes, row));
+            }
+            let row = IndexEdit {
+                edit_body: body,
+                edited_at: CqlTimestamp(at),
+                workspace_id: ws.to_owned(),
+                message_id: id.clone(),
+            };
+            self.index_edits.push(row_write(id.clone(), bytes, row));
+        }
+        if let Some(at) = c.revoked_at_ms {
+            if let Some(l) = c.location {
+                let row = MessageRevoke {
+                    revoked_at: CqlTimestamp(at),
+                    workspace_id: ws.to_owned(),
+                    conversation_id: l.conversation_id,
+                    bucket: l.bucket,
+                    sent_at: CqlTimestamp(l.sent_at_ms),
+                    message_id: id.clone(),
+                };
+                self.message_revokes
+                    .push(row_write(l.partition_key(), bytes, row));
+            }
+            let row = IndexRevoke {
+                revoked_at: CqlTimestamp(at),
+                workspace_id: ws.to_owned(),
+                message_id: id.clone(),
+            };
+            self.index_revokes.push(row_write(id, bytes, row));
+        }
     }
 }
 
@@ -125,76 +184,22 @@ pub async fn apply(
     changes: BTreeMap<String, AmendChange>,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
-    let (mut index_edits, mut index_revokes) = (Vec::new(), Vec::new());
-    let (mut message_edits, mut message_revokes) = (Vec::new(), Vec::new());
     let count = changes.len() as u64;
+    let mut rows = Rows::default();
     for (id, c) in changes {
-        let bytes = 96 + ws.len() + id.len();
-        let text_bytes = c
-            .edit
-            .as_ref()
-            .and_then(|(b, _)| b.as_ref())
-            .map_or(0, String::len);
-        let key = |l: &Location| format!("{}:{}", l.conversation_id, l.bucket);
-        if let Some((body, at)) = c.edit {
-            index_edits.push(row(
-                id.clone(),
-                bytes + text_bytes,
-                IndexEdit {
-                    edit_body: body.clone(),
-                    edited_at: CqlTimestamp(at),
-                    workspace_id: ws.to_owned(),
-                    message_id: id.clone(),
-                },
-            ));
-            if let Some(l) = c.location {
-                message_edits.push(row(
-                    key(&l),
-                    bytes + text_bytes,
-                    MessageEdit {
-                        body,
-                        edited_at: CqlTimestamp(at),
-                        workspace_id: ws.to_owned(),
-                        conversation_id: l.conversation_id,
-                        bucket: l.bucket,
-                        sent_at: CqlTimestamp(l.sent_at_ms),
-                        message_id: id.clone(),
-                    },
-                ));
-            }
-        }
-        if let Some(at) = c.revoked_at_ms {
-            index_revokes.push(row(
-                id.clone(),
-                bytes,
-                IndexRevoke {
-                    revoked_at: CqlTimestamp(at),
-                    workspace_id: ws.to_owned(),
-                    message_id: id.clone(),
-                },
-            ));
-            if let Some(l) = c.location {
-                message_revokes.push(row(
-                    key(&l),
-                    bytes,
-                    MessageRevoke {
-                        revoked_at: CqlTimestamp(at),
-                        workspace_id: ws.to_owned(),
-                        conversation_id: l.conversation_id,
-                        bucket: l.bucket,
-                        sent_at: CqlTimestamp(l.sent_at_ms),
-                        message_id: id,
-                    },
-                ));
-            }
-        }
+        rows.push(ws, id, c);
     }
     let s = store.statements();
     futures::try_join!(
-        store.write("index edits", &s.index_edit, index_edits, stats),
-        store.write("index revokes", &s.index_revoke, index_revokes, stats),
-        store.write("message edits", &s.message_edit, message_edits, stats),
-        store.write("message revokes", &s.message_revoke, message_revokes, stats),
+        store.write("index edits", &s.index_edit, rows.index_edits, stats),
+        store.write("index revokes", &s.index_revoke, rows.index_revokes, stats),
+        store.write("message edits", &s.message_edit, rows.message_edits, stats),
+        store.write(
+            "message revokes",
+            &s.message_revoke,
+            rows.message_revokes,
+            stats
+        ),
     )?;
     Ok(count)
 }

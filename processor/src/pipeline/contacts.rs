@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::identity::{Known, NewIdentity};
 use super::plan::Plan;
+use crate::store::rows::{ContactRow, FoundContact, FoundContactUser};
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// The plan's identities that already exist, with their contact ids.
@@ -22,37 +23,31 @@ pub async fn find_existing(
     stats: &DbStats,
 ) -> Result<Known, StoreError> {
     let s = store.statements();
-    let phones = store.lookup::<String, (String, Uuid)>(
+    let phones = store.lookup::<String, FoundContact>(
         "contacts lookup",
         &s.contacts_by_phones,
-        &s.contact_by_phone,
         workspace_id,
         plan.phones.iter().cloned().collect(),
         stats,
     );
-    let users = store.lookup::<String, (String, Uuid)>(
+    let users = store.lookup::<String, FoundContactUser>(
         "contact users lookup",
         &s.contact_users_by_ids,
-        &s.contact_user_by_id,
         workspace_id,
         plan.user_ids.iter().cloned().collect(),
         stats,
     );
     let (phones, users) = futures::try_join!(phones, users)?;
     Ok(Known {
-        phones: phones.into_iter().collect(),
-        users: users.into_iter().collect(),
+        phones: phones
+            .into_iter()
+            .map(|r| (r.phone, r.contact_id))
+            .collect(),
+        users: users
+            .into_iter()
+            .map(|r| (r.user_id, r.contact_id))
+            .collect(),
     })
-}
-
-#[derive(Debug, SerializeRow)]
-struct PhoneRow {
-    workspace_id: String,
-    phone: String,
-    contact_id: Uuid,
-    name: Option<String>,
-    created_at: CqlTimestamp,
-    user_id: Option<String>,
 }
 
 #[derive(Debug, SerializeRow)]
@@ -87,13 +82,13 @@ pub async fn create_missing(
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
     let ws = || workspace_id.to_owned();
-    let phones: Vec<RowWrite<PhoneRow>> = plan
+    let phones: Vec<RowWrite<ContactRow>> = plan
         .new_phones
         .iter()
         .map(|(phone, row)| RowWrite {
             partition: format!("p:{phone}"),
             estimated_bytes: estimate(workspace_id, phone, row),
-            values: PhoneRow {
+            values: ContactRow {
                 workspace_id: ws(),
                 phone: phone.clone(),
                 contact_id: row.contact_id,
@@ -120,6 +115,16 @@ pub async fn create_missing(
             },
         })
         .collect();
+    let s = store.statements();
+    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
+    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
+    futures::try_join!(phones, users)?;
+    Ok(new_contacts(plan, known))
+}
+
+/// How many distinct contacts the plan's new identities create (an identity
+/// of a contact in `known` only links it).
+fn new_contacts(plan: &Plan, known: &Known) -> u64 {
     let mut new_contacts: Vec<Uuid> = plan
         .new_phones
         .values()
@@ -135,9 +140,5 @@ pub async fn create_missing(
         .collect();
     new_contacts.sort_unstable();
     new_contacts.dedup();
-    let s = store.statements();
-    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
-    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
-    futures::try_join!(phones, users)?;
-    Ok(new_contacts.len() as u64)
+    new_contacts.len() as u64
 }

@@ -11,10 +11,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan, preview};
+use crate::store::rows::{
+    ConversationRow, ConversationUpdateRow, CreateConversationRow, Watermark, maybe,
+};
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::{Direction, Origin};
 
@@ -26,27 +29,29 @@ pub struct ConversationState {
     pub last_message_id: Option<String>,
     pub unread_count: i32,
     pub message_count: i32,
-    pub applied: Option<(i32, i64)>,
+    pub applied: Option<Watermark>,
 }
 
 impl ConversationState {
     /// Whether the record at `partition`/`offset` is already counted.
     fn covers(&self, partition: i32, offset: i64) -> bool {
-        matches!(self.applied, Some((p, o)) if p == partition && o >= offset)
+        self.applied
+            .is_some_and(|w| w.covers(Watermark { partition, offset }))
     }
 }
 
-type ConversationRow = (
-    Uuid,
-    Option<String>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-    Option<String>,
-    Option<i32>,
-    Option<i32>,
-    Option<i32>,
-    Option<i64>,
-);
+impl From<ConversationRow> for ConversationState {
+    fn from(r: ConversationRow) -> Self {
+        ConversationState {
+            state_at_ms: r.state_at.map(|t| t.0),
+            last_message_at_ms: r.last_message_at.map(|t| t.0),
+            last_message_id: r.last_message_id,
+            unread_count: r.unread_count.unwrap_or(0),
+            message_count: r.message_count.unwrap_or(0),
+            applied: Watermark::from_columns(r.applied_partition, r.applied_offset),
+        }
+    }
+}
 
 /// The plan's conversations that already exist, with their state.
 pub async fn find_existing(
@@ -61,7 +66,6 @@ pub async fn find_existing(
         .lookup(
             "conversations lookup",
             &s.conversations_by_ids,
-            &s.conversation_by_id,
             workspace_id,
             keys,
             stats,
@@ -69,33 +73,8 @@ pub async fn find_existing(
         .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, _name, state_at, last_at, last_id, unread, count, part, off)| {
-                let applied = part.zip(off);
-                let state = ConversationState {
-                    state_at_ms: state_at.map(|t| t.0),
-                    last_message_at_ms: last_at.map(|t| t.0),
-                    last_message_id: last_id,
-                    unread_count: unread.unwrap_or(0),
-                    message_count: count.unwrap_or(0),
-                    applied,
-                };
-                (id, state)
-            },
-        )
+        .map(|row| (row.conversation_id, row.into()))
         .collect())
-}
-
-#[derive(Debug, scylla::SerializeRow)]
-struct CreateRow {
-    phone_number_id: String,
-    contact_id: MaybeUnset<Uuid>,
-    contact_phone: MaybeUnset<String>,
-    contact_user_id: MaybeUnset<String>,
-    group_id: MaybeUnset<String>,
-    created_at: CqlTimestamp,
-    workspace_id: String,
-    conversation_id: Uuid,
 }
 
 /// Creates the conversations not in `existing` (identity columns only, so a
@@ -107,7 +86,7 @@ pub async fn create_missing(
     existing: &HashMap<Uuid, ConversationState>,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
-    let rows: Vec<RowWrite<CreateRow>> = plan
+    let rows: Vec<RowWrite<CreateConversationRow<'_>>> = plan
         .conversations
         .iter()
         .filter(|(id, _)| !existing.contains_key(*id))
@@ -121,14 +100,14 @@ pub async fn create_missing(
                     .map(String::len)
                     .sum::<usize>()
                 + workspace_id.len(),
-            values: CreateRow {
-                phone_number_id: d.phone_number_id.clone(),
-                contact_id: set(d.contact_id),
-                contact_phone: set(d.contact_phone.clone()),
-                contact_user_id: set(d.contact_user_id.clone()),
-                group_id: set(d.group_id.clone()),
+            values: CreateConversationRow {
+                phone_number_id: &d.phone_number_id,
+                contact_id: maybe(d.contact_id),
+                contact_phone: maybe(d.contact_phone.as_deref()),
+                contact_user_id: maybe(d.contact_user_id.as_deref()),
+                group_id: maybe(d.group_id.as_deref()),
                 created_at: CqlTimestamp(d.first_seen_ms),
-                workspace_id: workspace_id.to_owned(),
+                workspace_id,
                 conversation_id: *id,
             },
         })
@@ -162,6 +141,18 @@ pub fn plan_updates(
     state: &HashMap<Uuid, ConversationState>,
 ) -> Vec<ConversationUpdate> {
     let mut updates: BTreeMap<Uuid, ConversationUpdate> = BTreeMap::new();
+    count_messages(&mut updates, new_messages, state);
+    apply_events(&mut updates, plan, state);
+    updates.into_values().collect()
+}
+
+/// Counts the messages past each conversation's watermark and keeps the
+/// latest as its last message.
+fn count_messages(
+    updates: &mut BTreeMap<Uuid, ConversationUpdate>,
+    new_messages: &[&MessageDraft],
+    state: &HashMap<Uuid, ConversationState>,
+) {
     let empty = ConversationState::default();
     for m in new_messages {
         let base = state.get(&m.conversation_id).unwrap_or(&empty);
@@ -183,28 +174,44 @@ pub fn plan_updates(
             }
         }
         u.applied = max_applied(u.applied, (m.partition, m.offset));
-        let key = (m.sent_at_ms, m.event.message_id.clone());
-        let current = u
-            .last_message
-            .as_ref()
-            .map(|(at, id, _, _)| (*at, id.clone()))
-            .or_else(|| {
-                base.last_message_at_ms
-                    .map(|at| (at, base.last_message_id.clone().unwrap_or_default()))
-            });
-        if current.is_none_or(|c| key > c) {
-            u.last_message = Some((
-                m.sent_at_ms,
-                m.event.message_id.clone(),
-                preview(&m.event),
-                m.event.direction,
-            ));
-        }
+        take_if_last(u, base, m);
         if m.event.kapso_conversation_id.is_some() {
             u.kapso_conversation_id
                 .clone_from(&m.event.kapso_conversation_id);
         }
     }
+}
+
+/// Makes `m` the conversation's last message if it is later (by time, then
+/// id) than the last one stored or counted.
+fn take_if_last(u: &mut ConversationUpdate, base: &ConversationState, m: &MessageDraft) {
+    let key = (m.sent_at_ms, m.event.message_id.clone());
+    let current = u
+        .last_message
+        .as_ref()
+        .map(|(at, id, _, _)| (*at, id.clone()))
+        .or_else(|| {
+            base.last_message_at_ms
+                .map(|at| (at, base.last_message_id.clone().unwrap_or_default()))
+        });
+    if current.is_none_or(|c| key > c) {
+        u.last_message = Some((
+            m.sent_at_ms,
+            m.event.message_id.clone(),
+            preview(&m.event),
+            m.event.direction,
+        ));
+    }
+}
+
+/// Applies the conversation events past each watermark: the latest state
+/// wins, names and Kapso ids are taken as they come.
+fn apply_events(
+    updates: &mut BTreeMap<Uuid, ConversationUpdate>,
+    plan: &Plan,
+    state: &HashMap<Uuid, ConversationState>,
+) {
+    let empty = ConversationState::default();
     for e in &plan.conversation_events {
         let base = state.get(&e.conversation_id).unwrap_or(&empty);
         if base.covers(e.partition, e.offset) {
@@ -227,7 +234,6 @@ pub fn plan_updates(
                 .clone_from(&e.event.kapso_conversation_id);
         }
     }
-    updates.into_values().collect()
 }
 
 fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate {
@@ -237,7 +243,9 @@ fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate 
         last_message: None,
         unread_count: base.unread_count,
         message_count: base.message_count,
-        applied: base.applied.unwrap_or((i32::MIN, i64::MIN)),
+        applied: base
+            .applied
+            .map_or((i32::MIN, i64::MIN), |w| (w.partition, w.offset)),
         kapso_conversation_id: None,
         state: None,
     }
@@ -247,27 +255,6 @@ fn max_applied(a: (i32, i64), b: (i32, i64)) -> (i32, i64) {
     if a.0 == b.0 && a.1 >= b.1 { a } else { b }
 }
 
-type UpdateRow = (
-    MaybeUnset<String>,
-    MaybeUnset<CqlTimestamp>,
-    MaybeUnset<String>,
-    MaybeUnset<String>,
-    MaybeUnset<&'static str>,
-    i32,
-    i32,
-    i32,
-    i64,
-    MaybeUnset<String>,
-    MaybeUnset<String>,
-    MaybeUnset<CqlTimestamp>,
-    String,
-    Uuid,
-);
-
-fn set<T>(v: Option<T>) -> MaybeUnset<T> {
-    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
-}
-
 /// Writes the updates as unlogged batches: one sequential round trip.
 pub async fn write_updates(
     store: &Store,
@@ -275,7 +262,7 @@ pub async fn write_updates(
     updates: Vec<ConversationUpdate>,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
-    let rows: Vec<RowWrite<UpdateRow>> = updates
+    let rows: Vec<RowWrite<ConversationUpdateRow>> = updates
         .into_iter()
         .map(|u| {
             let (last_at, last_id, last_preview, last_dir) = match u.last_message {
@@ -292,22 +279,22 @@ pub async fn write_updates(
             RowWrite {
                 partition: u.conversation_id.to_string(),
                 estimated_bytes: bytes,
-                values: (
-                    set(u.contact_name),
-                    set(last_at),
-                    set(last_id),
-                    set(last_preview),
-                    set(last_dir),
-                    u.unread_count,
-                    u.message_count,
-                    u.applied.0,
-                    u.applied.1,
-                    set(u.kapso_conversation_id),
-                    set(state),
-                    set(state_at),
-                    workspace_id.to_owned(),
-                    u.conversation_id,
-                ),
+                values: ConversationUpdateRow {
+                    contact_name: maybe(u.contact_name),
+                    last_message_at: maybe(last_at),
+                    last_message_id: maybe(last_id),
+                    last_message_preview: maybe(last_preview),
+                    last_message_direction: maybe(last_dir),
+                    unread_count: u.unread_count,
+                    message_count: u.message_count,
+                    applied_partition: u.applied.0,
+                    applied_offset: u.applied.1,
+                    kapso_conversation_id: maybe(u.kapso_conversation_id),
+                    state: maybe(state),
+                    state_at: maybe(state_at),
+                    workspace_id: workspace_id.to_owned(),
+                    conversation_id: u.conversation_id,
+                },
             }
         })
         .collect();

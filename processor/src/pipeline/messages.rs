@@ -12,101 +12,14 @@
 
 use std::collections::HashMap;
 
-use scylla::value::{CqlTimestamp, MaybeUnset};
-use scylla::{DeserializeRow, SerializeRow};
-use uuid::Uuid;
+use scylla::value::CqlTimestamp;
 
+pub use super::message_index::{IndexEntry, LocationRow, find_index, location_row};
 use super::plan::{MessageDraft, Plan};
+pub use crate::store::rows::MessageRow;
+use crate::store::rows::maybe;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::DeliveryStatus;
-
-/// Where a stored message lives: its full primary key but the workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    pub conversation_id: Uuid,
-    pub bucket: i32,
-    pub sent_at_ms: i64,
-}
-
-/// The index row of a message id, as found in step 5.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IndexEntry {
-    /// Set once the message itself is stored.
-    pub location: Option<Location>,
-    pub source: Option<(i32, i64)>,
-    pub status_rank: i32,
-    /// The latest edit: its text and time (ms).
-    pub edit: Option<(Option<String>, i64)>,
-    pub revoked_at_ms: Option<i64>,
-}
-
-#[derive(Debug, DeserializeRow)]
-struct IndexRow {
-    message_id: String,
-    conversation_id: Option<Uuid>,
-    bucket: Option<i32>,
-    sent_at: Option<CqlTimestamp>,
-    source_partition: Option<i32>,
-    source_offset: Option<i64>,
-    status_rank: Option<i32>,
-    edit_body: Option<String>,
-    edited_at: Option<CqlTimestamp>,
-    revoked_at: Option<CqlTimestamp>,
-}
-
-impl From<IndexRow> for IndexEntry {
-    fn from(r: IndexRow) -> Self {
-        let location = match (r.conversation_id, r.bucket, r.sent_at) {
-            (Some(conversation_id), Some(bucket), Some(t)) => Some(Location {
-                conversation_id,
-                bucket,
-                sent_at_ms: t.0,
-            }),
-            _ => None,
-        };
-        IndexEntry {
-            location,
-            source: r.source_partition.zip(r.source_offset),
-            status_rank: r.status_rank.unwrap_or(0),
-            edit: r.edited_at.map(|t| (r.edit_body, t.0)),
-            revoked_at_ms: r.revoked_at.map(|t| t.0),
-        }
-    }
-}
-
-/// Reads the index rows of every message id and status or amendment target
-/// in the plan.
-pub async fn find_index(
-    store: &Store,
-    workspace_id: &str,
-    plan: &Plan,
-    stats: &DbStats,
-) -> Result<HashMap<String, IndexEntry>, StoreError> {
-    let mut ids: Vec<String> = plan
-        .messages
-        .iter()
-        .map(|m| m.event.message_id.clone())
-        .collect();
-    ids.extend(plan.statuses.iter().map(|s| s.message_id.clone()));
-    ids.extend(plan.amendments.iter().map(|a| a.target_message_id.clone()));
-    ids.sort_unstable();
-    ids.dedup();
-    let s = store.statements();
-    let rows: Vec<IndexRow> = store
-        .lookup(
-            "message index lookup",
-            &s.index_by_message_ids,
-            &s.index_by_message_id,
-            workspace_id,
-            ids,
-            stats,
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.message_id.clone(), row.into()))
-        .collect())
-}
 
 /// Splits the plan's messages into those to store and the count of
 /// duplicates of messages stored by other records (pure).
@@ -118,53 +31,11 @@ pub fn split_new<'p>(
     let mut duplicates = 0;
     for m in &plan.messages {
         match index.get(&m.event.message_id) {
-            Some(entry)
-                if entry.location.is_some() && entry.source != Some((m.partition, m.offset)) =>
-            {
-                duplicates += 1;
-            }
+            Some(entry) if entry.stored_by_other(m.watermark()) => duplicates += 1,
             _ => fresh.push(m),
         }
     }
     (fresh, duplicates)
-}
-
-/// A `messages` row (step 6).
-#[derive(Debug, SerializeRow)]
-pub struct MessageRow {
-    workspace_id: String,
-    conversation_id: Uuid,
-    bucket: i32,
-    sent_at: CqlTimestamp,
-    message_id: String,
-    direction: &'static str,
-    message_type: String,
-    body: MaybeUnset<String>,
-    type_payload: MaybeUnset<String>,
-    status: MaybeUnset<&'static str>,
-    sender: MaybeUnset<String>,
-    origin: &'static str,
-    context: MaybeUnset<String>,
-    errors: MaybeUnset<String>,
-    edited_at: MaybeUnset<CqlTimestamp>,
-    revoked_at: MaybeUnset<CqlTimestamp>,
-}
-
-/// A `message_index` location (step 6).
-#[derive(Debug, SerializeRow)]
-pub struct LocationRow {
-    conversation_id: Uuid,
-    bucket: i32,
-    sent_at: CqlTimestamp,
-    direction: &'static str,
-    source_partition: i32,
-    source_offset: i64,
-    workspace_id: String,
-    message_id: String,
-}
-
-fn set<T>(v: Option<T>) -> MaybeUnset<T> {
-    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
 }
 
 /// The message row of `m`, taking what `index` already holds for it.
@@ -193,7 +64,7 @@ pub fn message_row(
             .map(String::len)
             .sum::<usize>();
     RowWrite {
-        partition: format!("{}:{}", m.conversation_id, m.bucket),
+        partition: m.location().partition_key(),
         estimated_bytes: bytes,
         values: MessageRow {
             workspace_id: workspace_id.to_owned(),
@@ -203,33 +74,15 @@ pub fn message_row(
             message_id: e.message_id.clone(),
             direction: e.direction.as_str(),
             message_type: e.message_type.clone(),
-            body: set(body),
-            type_payload: set(e.type_payload.clone()),
-            status: set(status),
-            sender: set(e.sender.clone()),
+            body: maybe(body),
+            type_payload: maybe(e.type_payload.clone()),
+            status: maybe(status),
+            sender: maybe(e.sender.clone()),
             origin: e.origin.as_str(),
-            context: set(e.context.clone()),
-            errors: set(e.errors.clone()),
-            edited_at: set(edit.map(|(_, at)| CqlTimestamp(at))),
-            revoked_at: set(index.and_then(|i| i.revoked_at_ms).map(CqlTimestamp)),
-        },
-    }
-}
-
-/// The index location row of `m`.
-pub fn location_row(workspace_id: &str, m: &MessageDraft) -> RowWrite<LocationRow> {
-    RowWrite {
-        partition: m.event.message_id.clone(),
-        estimated_bytes: 96 + workspace_id.len() + m.event.message_id.len(),
-        values: LocationRow {
-            conversation_id: m.conversation_id,
-            bucket: m.bucket,
-            sent_at: CqlTimestamp(m.sent_at_ms),
-            direction: m.event.direction.as_str(),
-            source_partition: m.partition,
-            source_offset: m.offset,
-            workspace_id: workspace_id.to_owned(),
-            message_id: m.event.message_id.clone(),
+            context: maybe(e.context.clone()),
+            errors: maybe(e.errors.clone()),
+            edited_at: maybe(edit.map(|(_, at)| CqlTimestamp(at))),
+            revoked_at: maybe(index.and_then(|i| i.revoked_at_ms).map(CqlTimestamp)),
         },
     }
 }

@@ -7,7 +7,7 @@
 //! | 2 `create_contacts` | the missing identities | one write wave |
 //! | 3 `find_conversations` | conversations, with counters and watermark | one lookup wave |
 //! | 4 `create_conversations` | the missing ones (identity columns only) | one write wave |
-//! | 5 `find_messages` | message-id index rows (dedupe and statuses) | one lookup wave |
+//! | 5 `find_messages` | message-id index rows (dedupe and statuses, [`message_index`]) | one lookup wave |
 //! | 6 `insert_messages` | messages and their index rows | one write wave |
 //! | 7 `update_conversations` | each touched conversation once | one write wave |
 //! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
@@ -27,7 +27,10 @@
 mod amendments;
 mod contacts;
 mod conversations;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod identity;
+pub mod message_index;
 pub mod messages;
 pub mod plan;
 mod reactions;
@@ -36,11 +39,12 @@ mod statuses;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use shared::webhook::Event;
-
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
-use plan::Plan;
+use conversations::ConversationState;
+use message_index::IndexEntry;
+use plan::{MessageDraft, Plan};
+use uuid::Uuid;
 
 /// The pipeline's steps, in order. Names are metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,15 +85,6 @@ impl Step {
     }
 }
 
-/// Fault injection for tests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Faults {
-    /// Crash right after this step has written.
-    pub fail_after: Option<Step>,
-    /// Refuse, as a permanent database error, every run holding this message id.
-    pub refuse_message: Option<&'static str>,
-}
-
 /// What one workspace's share of a batch did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -123,10 +118,9 @@ pub async fn run_workspace(
     store: &Store,
     workspace_id: &str,
     records: &[&DecodedRecord],
-    faults: Faults,
     stats: &DbStats,
 ) -> Result<Outcome, StoreError> {
-    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
+    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], stats).await?;
     Ok(batch.workspaces.pop().unwrap_or_default())
 }
 
@@ -137,76 +131,27 @@ pub async fn run_workspace(
 pub async fn run_batch(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
-    faults: Faults,
     stats: &DbStats,
 ) -> Result<BatchOutcome, StoreError> {
-    if let Some(id) = faults.refuse_message {
-        let refused = batch.iter().flat_map(|(_, r)| r).flat_map(|r| &r.events);
-        if refused
-            .into_iter()
-            .any(|e| matches!(e, Event::Message(m) if m.message_id == id))
-        {
-            return Err(StoreError::InjectedPermanent(id));
-        }
-    }
-    let mut timer = StepTimer::new(stats, faults);
+    run_steps(store, batch, StepTimer::new(stats)).await
+}
+
+/// The eight steps, closed one by one by `timer`.
+async fn run_steps(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    mut timer: StepTimer<'_>,
+) -> Result<BatchOutcome, StoreError> {
+    let stats = timer.stats;
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
     let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
     let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
+    find_and_create_contacts(store, &ids, &mut plans, &mut outs, &mut timer).await?;
+    let conv = find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
+    let (index, fresh) =
+        find_and_insert_messages(store, &ids, &plans, &mut outs, &mut timer).await?;
 
-    let known = wave(
-        ids.iter()
-            .zip(&plans)
-            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
-    )
-    .await?;
-    for ((ws, plan), (known, out)) in ids.iter().zip(&mut plans).zip(known.iter().zip(&mut outs)) {
-        plan.place(ws, known);
-        out.skipped_kinds.clone_from(&plan.skipped);
-    }
-    timer.finish(Step::FindContacts)?;
     let each = || ids.iter().copied().zip(plans.iter());
-    let created = wave(
-        each()
-            .zip(&known)
-            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
-    )
-    .await?;
-    set(&mut outs, created, |o, n| o.contacts_created = n);
-    timer.finish(Step::CreateContacts)?;
-
-    let conv =
-        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
-    timer.finish(Step::FindConversations)?;
-    let created = wave(
-        each()
-            .zip(&conv)
-            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
-    )
-    .await?;
-    set(&mut outs, created, |o, n| o.conversations_created = n);
-    timer.finish(Step::CreateConversations)?;
-
-    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
-    let fresh: Vec<_> = plans
-        .iter()
-        .zip(&index)
-        .map(|(p, i)| messages::split_new(p, i))
-        .collect();
-    timer.finish(Step::FindMessages)?;
-    wave(
-        each()
-            .zip(&fresh)
-            .zip(&index)
-            .map(|(((ws, _), (f, _)), i)| messages::insert(store, ws, f, i, stats)),
-    )
-    .await?;
-    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(&plans).zip(&fresh) {
-        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
-        out.messages_inserted = f.len() as u64;
-    }
-    timer.finish(Step::InsertMessages)?;
-
     wave(each().zip(&fresh).zip(&conv).map(|(((ws, p), (f, _)), c)| {
         let updates = conversations::plan_updates(p, f, c);
         conversations::write_updates(store, ws, updates, stats)
@@ -235,6 +180,107 @@ pub async fn run_batch(
     })
 }
 
+/// Steps 1 and 2: finds the identities, places every event of each plan
+/// with them, and creates the missing ones.
+async fn find_and_create_contacts(
+    store: &Store,
+    ids: &[&str],
+    plans: &mut [Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<(), StoreError> {
+    let stats = timer.stats;
+    let known = wave(
+        ids.iter()
+            .zip(plans.iter())
+            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
+    )
+    .await?;
+    for ((ws, plan), (known, out)) in ids
+        .iter()
+        .zip(plans.iter_mut())
+        .zip(known.iter().zip(outs.iter_mut()))
+    {
+        plan.place(ws, known);
+        out.skipped_kinds.clone_from(&plan.skipped);
+    }
+    timer.finish(Step::FindContacts)?;
+    let created = wave(
+        ids.iter()
+            .zip(plans.iter())
+            .zip(&known)
+            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
+    )
+    .await?;
+    set(outs, created, |o, n| o.contacts_created = n);
+    timer.finish(Step::CreateContacts)
+}
+
+/// Steps 3 and 4: finds the conversations (with their state) and creates
+/// the missing ones.
+async fn find_and_create_conversations(
+    store: &Store,
+    ids: &[&str],
+    plans: &[Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<Vec<HashMap<Uuid, ConversationState>>, StoreError> {
+    let stats = timer.stats;
+    let each = || ids.iter().copied().zip(plans.iter());
+    let conv =
+        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
+    timer.finish(Step::FindConversations)?;
+    let created = wave(
+        each()
+            .zip(&conv)
+            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
+    )
+    .await?;
+    set(outs, created, |o, n| o.conversations_created = n);
+    timer.finish(Step::CreateConversations)?;
+    Ok(conv)
+}
+
+/// Each workspace's message index, and its messages to store with the
+/// count of duplicates.
+type Found<'p> = (
+    Vec<HashMap<String, IndexEntry>>,
+    Vec<(Vec<&'p MessageDraft>, u64)>,
+);
+
+/// Steps 5 and 6: reads the message index, drops the duplicates and
+/// inserts the rest.
+async fn find_and_insert_messages<'p>(
+    store: &Store,
+    ids: &[&str],
+    plans: &'p [Plan],
+    outs: &mut [Outcome],
+    timer: &mut StepTimer<'_>,
+) -> Result<Found<'p>, StoreError> {
+    let stats = timer.stats;
+    let each = || ids.iter().copied().zip(plans.iter());
+    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
+    let fresh: Vec<_> = plans
+        .iter()
+        .zip(&index)
+        .map(|(p, i)| messages::split_new(p, i))
+        .collect();
+    timer.finish(Step::FindMessages)?;
+    wave(
+        ids.iter()
+            .zip(&fresh)
+            .zip(&index)
+            .map(|((ws, (f, _)), i)| messages::insert(store, ws, f, i, stats)),
+    )
+    .await?;
+    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(plans).zip(&fresh) {
+        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
+        out.messages_inserted = f.len() as u64;
+    }
+    timer.finish(Step::InsertMessages)?;
+    Ok((index, fresh))
+}
+
 /// All the futures of one step, concurrently: one sequential round trip.
 async fn wave<T, F>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, StoreError>
 where
@@ -255,8 +301,8 @@ async fn apply_changes(
     store: &Store,
     ws: &str,
     plan: &Plan,
-    index: &HashMap<String, messages::IndexEntry>,
-    fresh: &[&plan::MessageDraft],
+    index: &HashMap<String, IndexEntry>,
+    fresh: &[&MessageDraft],
     stats: &DbStats,
 ) -> Result<(u64, u64), StoreError> {
     let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
@@ -271,7 +317,9 @@ async fn apply_changes(
 
 struct StepTimer<'a> {
     stats: &'a DbStats,
-    faults: Faults,
+    /// Tests only: the step after which the run fails.
+    #[cfg(feature = "fault-injection")]
+    fail_after: Option<Step>,
     started: Instant,
     requests_before: u64,
     durations: Vec<(Step, Duration)>,
@@ -279,10 +327,11 @@ struct StepTimer<'a> {
 }
 
 impl<'a> StepTimer<'a> {
-    fn new(stats: &'a DbStats, faults: Faults) -> Self {
+    fn new(stats: &'a DbStats) -> Self {
         StepTimer {
             stats,
-            faults,
+            #[cfg(feature = "fault-injection")]
+            fail_after: None,
             started: Instant::now(),
             requests_before: stats.requests(),
             durations: Vec::with_capacity(Step::ALL.len()),
@@ -290,8 +339,13 @@ impl<'a> StepTimer<'a> {
         }
     }
 
+    #[cfg(feature = "fault-injection")]
+    fn failing_after(self, fail_after: Option<Step>) -> Self {
+        StepTimer { fail_after, ..self }
+    }
+
     /// Closes a step: records its duration, counts its round trip if it sent
-    /// anything, and fails if a fault is injected here.
+    /// anything, and (tests only) fails if a fault is injected here.
     fn finish(&mut self, step: Step) -> Result<(), StoreError> {
         let now = Instant::now();
         self.durations.push((step, now - self.started));
@@ -302,7 +356,8 @@ impl<'a> StepTimer<'a> {
             self.round_trips += 1;
         }
         self.requests_before = requests;
-        if self.faults.fail_after == Some(step) {
+        #[cfg(feature = "fault-injection")]
+        if self.fail_after == Some(step) {
             return Err(StoreError::Injected(step.as_str()));
         }
         Ok(())

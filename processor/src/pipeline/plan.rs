@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::identity::{Known, NewIdentity, Resolver};
 use crate::decode::DecodedRecord;
+use crate::store::rows::{Location, Watermark};
 
 /// A conversation the batch needs, with the values used if it must be created.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +47,25 @@ pub struct MessageDraft {
     pub bucket: i32,
     pub partition: i32,
     pub offset: i64,
+}
+
+impl MessageDraft {
+    /// Where the message is stored.
+    pub fn location(&self) -> Location {
+        Location {
+            conversation_id: self.conversation_id,
+            bucket: self.bucket,
+            sent_at_ms: self.sent_at_ms,
+        }
+    }
+
+    /// The record it came from.
+    pub fn watermark(&self) -> Watermark {
+        Watermark {
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
 }
 
 /// A Kapso conversation event (or a chat opening) placed in its conversation.

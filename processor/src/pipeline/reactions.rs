@@ -27,8 +27,28 @@ pub fn write_timestamp(r: &ReactionDraft) -> i64 {
         .saturating_add(r.offset.rem_euclid(1_000_000))
 }
 
-type ReactionSet = (i64, String, CqlTimestamp, String, String, String);
-type ReactionDelete = (i64, String, String, String);
+/// A reaction (`reaction_set`). The database names the marker of
+/// `USING TIMESTAMP ?` `[timestamp]`.
+#[derive(Debug, SerializeRow)]
+struct ReactionSet {
+    #[scylla(rename = "[timestamp]")]
+    write_timestamp: i64,
+    emoji: String,
+    reacted_at: CqlTimestamp,
+    workspace_id: String,
+    message_id: String,
+    reactor: String,
+}
+
+/// A reaction's removal (`reaction_delete`).
+#[derive(Debug, SerializeRow)]
+struct ReactionDelete {
+    #[scylla(rename = "[timestamp]")]
+    write_timestamp: i64,
+    workspace_id: String,
+    message_id: String,
+    reactor: String,
+}
 
 #[derive(Debug, SerializeRow)]
 struct AccountRow {
@@ -50,7 +70,8 @@ pub async fn write(
     accounts: &[AccountDraft],
     stats: &DbStats,
 ) -> Result<(), StoreError> {
-    let (mut sets, mut deletes) = (Vec::new(), Vec::new());
+    let mut sets: Vec<RowWrite<ReactionSet>> = Vec::new();
+    let mut deletes: Vec<RowWrite<ReactionDelete>> = Vec::new();
     for r in reactions {
         let e = &r.event;
         let partition = e.target_message_id.clone();
@@ -60,26 +81,29 @@ pub async fn write(
             Some(emoji) => sets.push(RowWrite {
                 partition,
                 estimated_bytes: bytes + emoji.len(),
-                values: (
-                    write_timestamp(r),
-                    emoji.clone(),
-                    CqlTimestamp(e.timestamp.saturating_mul(1000)),
-                    ws,
-                    target,
+                values: ReactionSet {
+                    write_timestamp: write_timestamp(r),
+                    emoji: emoji.clone(),
+                    reacted_at: CqlTimestamp(e.timestamp.saturating_mul(1000)),
+                    workspace_id: ws,
+                    message_id: target,
                     reactor,
-                ),
+                },
             }),
             None => deletes.push(RowWrite {
                 partition,
                 estimated_bytes: bytes,
-                values: (write_timestamp(r), ws, target, reactor),
+                values: ReactionDelete {
+                    write_timestamp: write_timestamp(r),
+                    workspace_id: ws,
+                    message_id: target,
+                    reactor,
+                },
             }),
         }
     }
     let events: Vec<RowWrite<AccountRow>> = accounts.iter().map(|a| account_row(ws, a)).collect();
     let s = store.statements();
-    let sets: Vec<RowWrite<ReactionSet>> = sets;
-    let deletes: Vec<RowWrite<ReactionDelete>> = deletes;
     futures::try_join!(
         store.write("reaction upserts", &s.reaction_set, sets, stats),
         store.write("reaction removals", &s.reaction_delete, deletes, stats),

@@ -11,12 +11,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use scylla::SerializeRow;
 use scylla::value::{CqlTimestamp, MaybeUnset};
 use shared::webhook::{DeliveryStatus, StatusEvent};
 use uuid::Uuid;
 
-use super::messages::{IndexEntry, Location};
+use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
+use crate::store::rows::maybe;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 
 /// The new state of one message after this batch's statuses.
@@ -33,16 +35,7 @@ pub struct StatusChange {
 pub fn fresh_locations<'a>(fresh: &[&'a MessageDraft]) -> HashMap<&'a str, Location> {
     fresh
         .iter()
-        .map(|m| {
-            (
-                m.event.message_id.as_str(),
-                Location {
-                    conversation_id: m.conversation_id,
-                    bucket: m.bucket,
-                    sent_at_ms: m.sent_at_ms,
-                },
-            )
-        })
+        .map(|m| (m.event.message_id.as_str(), m.location()))
         .collect()
 }
 
@@ -83,15 +76,27 @@ pub fn plan_changes(
     changes.into_values().collect()
 }
 
-type IndexStatusRow = (
-    &'static str,
-    i32,
-    CqlTimestamp,
-    MaybeUnset<String>,
-    String,
-    String,
-);
-type MessageStatusRow = (&'static str, String, Uuid, i32, CqlTimestamp, String);
+/// The status columns of a `message_index` row (`index_message_status`).
+#[derive(Debug, SerializeRow)]
+struct IndexStatusRow {
+    status: &'static str,
+    status_rank: i32,
+    status_at: CqlTimestamp,
+    errors: MaybeUnset<String>,
+    workspace_id: String,
+    message_id: String,
+}
+
+/// The status of a `messages` row (`message_status`).
+#[derive(Debug, SerializeRow)]
+struct MessageStatusRow {
+    status: &'static str,
+    workspace_id: String,
+    conversation_id: Uuid,
+    bucket: i32,
+    sent_at: CqlTimestamp,
+    message_id: String,
+}
 
 /// Writes the changes to the index and, where the message is stored, to its
 /// row: one sequential round trip. Returns how many messages changed.
@@ -101,41 +106,39 @@ pub async fn apply(
     changes: Vec<StatusChange>,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
-    let mut index_rows = Vec::with_capacity(changes.len());
-    let mut message_rows = Vec::new();
+    let mut index_rows: Vec<RowWrite<IndexStatusRow>> = Vec::with_capacity(changes.len());
+    let mut message_rows: Vec<RowWrite<MessageStatusRow>> = Vec::new();
     for c in &changes {
         let bytes =
             64 + workspace_id.len() + c.message_id.len() + c.errors.as_ref().map_or(0, String::len);
         index_rows.push(RowWrite {
             partition: c.message_id.clone(),
             estimated_bytes: bytes,
-            values: (
-                c.status.as_str(),
-                c.status.rank(),
-                CqlTimestamp(c.at_ms),
-                c.errors.clone().map_or(MaybeUnset::Unset, MaybeUnset::Set),
-                workspace_id.to_owned(),
-                c.message_id.clone(),
-            ),
+            values: IndexStatusRow {
+                status: c.status.as_str(),
+                status_rank: c.status.rank(),
+                status_at: CqlTimestamp(c.at_ms),
+                errors: maybe(c.errors.clone()),
+                workspace_id: workspace_id.to_owned(),
+                message_id: c.message_id.clone(),
+            },
         });
         if let Some(at) = c.location {
             message_rows.push(RowWrite {
-                partition: format!("{}:{}", at.conversation_id, at.bucket),
+                partition: at.partition_key(),
                 estimated_bytes: 64 + workspace_id.len() + c.message_id.len(),
-                values: (
-                    c.status.as_str(),
-                    workspace_id.to_owned(),
-                    at.conversation_id,
-                    at.bucket,
-                    CqlTimestamp(at.sent_at_ms),
-                    c.message_id.clone(),
-                ),
+                values: MessageStatusRow {
+                    status: c.status.as_str(),
+                    workspace_id: workspace_id.to_owned(),
+                    conversation_id: at.conversation_id,
+                    bucket: at.bucket,
+                    sent_at: CqlTimestamp(at.sent_at_ms),
+                    message_id: c.message_id.clone(),
+                },
             });
         }
     }
     let s = store.statements();
-    let index_rows: Vec<RowWrite<IndexStatusRow>> = index_rows;
-    let message_rows: Vec<RowWrite<MessageStatusRow>> = message_rows;
     let (a, b) = futures::join!(
         store.write(
             "index status updates",

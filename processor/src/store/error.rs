@@ -34,9 +34,13 @@ pub enum StoreError {
     Rows { what: &'static str, message: String },
     #[error("the cluster did not agree on the schema version: {0}")]
     SchemaAgreement(Box<scylla::errors::SchemaAgreementError>),
+    /// Tests only (feature `fault-injection`): a crash after a step.
+    #[cfg(feature = "fault-injection")]
     #[error("injected failure after step {0}")]
     Injected(&'static str),
-    /// Tests only: a permanent refusal of the records holding a message id.
+    /// Tests only (feature `fault-injection`): a permanent refusal of the
+    /// records holding a message id.
+    #[cfg(feature = "fault-injection")]
     #[error("injected permanent refusal of message {0}")]
     InjectedPermanent(&'static str),
 }
@@ -47,11 +51,13 @@ impl StoreError {
         match self {
             StoreError::Execute { source, .. } => execution_is_permanent(source),
             StoreError::Prepare { source, .. } => prepare_is_permanent(source),
+            #[cfg(feature = "fault-injection")]
             StoreError::InjectedPermanent(_) => true,
+            #[cfg(feature = "fault-injection")]
+            StoreError::Injected(_) => false,
             StoreError::Rows { .. }
             | StoreError::Connect { .. }
-            | StoreError::SchemaAgreement(_)
-            | StoreError::Injected(_) => false,
+            | StoreError::SchemaAgreement(_) => false,
         }
     }
 }
@@ -127,7 +133,6 @@ mod tests {
         assert!(db(DbError::SyntaxError).is_permanent());
         assert!(!db(DbError::Overloaded).is_permanent());
         assert!(!db(DbError::ServerError).is_permanent());
-        assert!(!StoreError::Injected("x").is_permanent());
         let timeout = StoreError::Execute {
             what: "test",
             source: Box::new(ExecutionError::RequestTimeout(
@@ -135,5 +140,12 @@ mod tests {
             )),
         };
         assert!(!timeout.is_permanent());
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn an_injected_crash_is_transient_and_an_injected_refusal_permanent() {
+        assert!(!StoreError::Injected("x").is_permanent());
+        assert!(StoreError::InjectedPermanent("m").is_permanent());
     }
 }

@@ -1,10 +1,12 @@
 //! The CQL store: one session, every statement prepared once at start-up,
 //! and the three request shapes the pipeline uses.
 //!
-//! - [`Store::lookup`]: find rows by partition key, as chunked `IN` queries or
-//!   as concurrent single-partition statements ([`LookupStrategy`]).
+//! - [`Store::lookup`]: find rows by partition key, as chunked `IN` queries
+//!   (schemas/README.md has the measurement against concurrent
+//!   single-partition statements, which only the benchmark runs).
 //! - [`Store::write`]: unlogged batches grouped by partition and chunked to
 //!   stay under Cassandra's and ScyllaDB's batch limits.
+//! - [`rows`]: the named rows the statements bind and read.
 //! - Every request is counted in a [`DbStats`], so the pipeline can report
 //!   statements and sequential round trips per micro-batch.
 //!
@@ -14,6 +16,7 @@
 //! `cql.max_concurrent_requests`.
 
 mod error;
+pub mod rows;
 mod schema;
 mod statements;
 
@@ -36,7 +39,7 @@ use tokio::sync::Semaphore;
 pub use schema::{migrate, schema_statements};
 pub use statements::Statements;
 
-use crate::config::{CqlConfig, LookupStrategy};
+use crate::config::CqlConfig;
 
 /// Requests sent to the database, and sequential round trips, for one unit of work.
 #[derive(Debug, Default)]
@@ -113,14 +116,13 @@ impl Store {
         &self.session
     }
 
-    /// Finds the rows of `keys` in one workspace. `by_in` takes
-    /// `(workspace_id, Vec<key>)`; `by_one` takes `(workspace_id, key)`.
-    /// All requests go out concurrently, within one sequential round trip.
+    /// Finds the rows of `keys` in one workspace: `by_in` takes
+    /// `(workspace_id, Vec<key>)`, sent in chunks of `cql.max_batch_statements`
+    /// keys, all concurrently, within one sequential round trip.
     pub async fn lookup<K, R>(
         &self,
         what: &'static str,
         by_in: &PreparedStatement,
-        by_one: &PreparedStatement,
         workspace_id: &str,
         keys: Vec<K>,
         stats: &DbStats,
@@ -132,20 +134,14 @@ impl Store {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let requests: Vec<(&PreparedStatement, LookupValues<'_, K>)> = match self.cfg.lookup {
-            LookupStrategy::In => keys
-                .chunks(self.cfg.max_batch_statements)
-                .map(|chunk| (by_in, LookupValues::In(workspace_id, chunk.to_vec())))
-                .collect(),
-            LookupStrategy::Concurrent => keys
-                .into_iter()
-                .map(|k| (by_one, LookupValues::One(workspace_id, k)))
-                .collect(),
-        };
-        stats.add_requests(requests.len());
-        let futures: Vec<_> = requests
+        let chunks: Vec<Vec<K>> = keys
+            .chunks(self.cfg.max_batch_statements)
+            .map(<[K]>::to_vec)
+            .collect();
+        stats.add_requests(chunks.len());
+        let futures: Vec<_> = chunks
             .into_iter()
-            .map(|(statement, values)| self.lookup_one::<K, R>(what, statement, values))
+            .map(|chunk| self.lookup_chunk::<K, R>(what, by_in, workspace_id, chunk))
             .collect();
         let pages: Vec<Vec<R>> = stream::iter(futures)
             .buffer_unordered(self.cfg.max_concurrent_requests)
@@ -184,39 +180,35 @@ impl Store {
         Ok(())
     }
 
-    async fn lookup_one<K, R>(
+    async fn lookup_chunk<K, R>(
         &self,
         what: &'static str,
         statement: &PreparedStatement,
-        values: LookupValues<'_, K>,
+        workspace_id: &str,
+        keys: Vec<K>,
     ) -> Result<Vec<R>, StoreError>
     where
         K: SerializeValue,
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let _permit = self.in_flight.acquire().await.ok();
-        let result = match values {
-            LookupValues::In(ws, keys) => self.session.execute_unpaged(statement, (ws, keys)).await,
-            LookupValues::One(ws, key) => self.session.execute_unpaged(statement, (ws, key)).await,
-        }
-        .map_err(|source| StoreError::Execute {
-            what,
-            source: Box::new(source),
-        })?;
-        let rows = result.into_rows_result().map_err(|e| StoreError::Rows {
+        let result = self
+            .session
+            .execute_unpaged(statement, (workspace_id, keys))
+            .await
+            .map_err(|source| StoreError::Execute {
+                what,
+                source: Box::new(source),
+            })?;
+        let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
             what,
             message: e.to_string(),
-        })?;
+        };
+        let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
         rows.rows::<R>()
-            .map_err(|e| StoreError::Rows {
-                what,
-                message: e.to_string(),
-            })?
+            .map_err(|e| rows_error(&e))?
             .collect::<Result<Vec<R>, _>>()
-            .map_err(|e| StoreError::Rows {
-                what,
-                message: e.to_string(),
-            })
+            .map_err(|e| rows_error(&e))
     }
 
     async fn write_batch<V: SerializeRow>(
@@ -253,11 +245,6 @@ impl Store {
             .map(|_| ())
             .map_err(failed)
     }
-}
-
-enum LookupValues<'a, K> {
-    In(&'a str, Vec<K>),
-    One(&'a str, K),
 }
 
 /// Groups rows by partition, then packs partitions into batches of at most
@@ -299,17 +286,19 @@ pub fn chunk_rows<V>(
     batches
 }
 
-async fn connect_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
-    let mut builder = SessionBuilder::new();
-    for node in cfg
-        .nodes
+/// A session builder knowing every node of `nodes` (comma separated `host:port`).
+pub fn session_builder(nodes: &str) -> SessionBuilder {
+    nodes
         .split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
-    {
-        builder = builder.known_node(node);
-    }
-    Box::pin(builder.build())
+        .fold(SessionBuilder::new(), |builder, node| {
+            builder.known_node(node)
+        })
+}
+
+async fn connect_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
+    Box::pin(session_builder(&cfg.nodes).build())
         .await
         .map_err(|source| StoreError::Connect {
             nodes: cfg.nodes.clone(),

@@ -11,170 +11,111 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::StoreError;
 
-/// The prepared statements, named after what they do.
-#[derive(Debug)]
-pub struct Statements {
-    pub contacts_by_phones: PreparedStatement,
-    pub contact_by_phone: PreparedStatement,
-    pub insert_contact: PreparedStatement,
-    pub contact_users_by_ids: PreparedStatement,
-    pub contact_user_by_id: PreparedStatement,
-    pub insert_contact_user: PreparedStatement,
-    pub conversations_by_ids: PreparedStatement,
-    pub conversation_by_id: PreparedStatement,
-    pub create_conversation: PreparedStatement,
-    pub update_conversation: PreparedStatement,
-    pub index_by_message_ids: PreparedStatement,
-    pub index_by_message_id: PreparedStatement,
-    pub insert_message: PreparedStatement,
-    pub index_message_location: PreparedStatement,
-    pub index_message_status: PreparedStatement,
-    pub message_status: PreparedStatement,
-    pub index_edit: PreparedStatement,
-    pub index_revoke: PreparedStatement,
-    pub message_edit: PreparedStatement,
-    pub message_revoke: PreparedStatement,
-    pub reaction_set: PreparedStatement,
-    pub reaction_delete: PreparedStatement,
-    pub insert_account_event: PreparedStatement,
+/// Declares [`Statements`] and its `prepare` from one list of
+/// `name = text;` entries, so a statement is named and written once. `$q`
+/// names the [`Cql`] builder the texts use.
+macro_rules! statements {
+    ($q:ident; $( $(#[$doc:meta])* $name:ident = $cql:expr; )*) => {
+        /// The prepared statements, named after what they do.
+        #[derive(Debug)]
+        pub struct Statements {
+            $( $(#[$doc])* pub $name: PreparedStatement, )*
+        }
+
+        impl Statements {
+            /// Prepares every statement against keyspace `ks`, in order; the
+            /// first failure is returned.
+            pub async fn prepare(
+                session: &Session,
+                ks: &str,
+                timeout: Duration,
+            ) -> Result<Self, StoreError> {
+                let $q = Cql(ks);
+                Ok(Self {
+                    $( $name: prepare(session, $cql, timeout).await?, )*
+                })
+            }
+        }
+    };
 }
 
 const CONTACT_COLUMNS: &str = "phone, contact_id";
 const CONTACT_USER_COLUMNS: &str = "user_id, contact_id";
-/// The primary key of a `messages` row, as a WHERE clause.
-const MESSAGE_KEY: &str = "workspace_id = ? AND conversation_id = ? AND bucket = ? \
-     AND sent_at = ? AND message_id = ?";
 const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, last_message_at, \
      last_message_id, unread_count, message_count, applied_partition, applied_offset";
 const INDEX_COLUMNS: &str = "message_id, conversation_id, bucket, sent_at, source_partition, \
      source_offset, status_rank, edit_body, edited_at, revoked_at";
+/// The primary key of a `messages` row, as a WHERE clause.
+const MESSAGE_KEY: &str = "workspace_id = ? AND conversation_id = ? AND bucket = ? \
+     AND sent_at = ? AND message_id = ?";
+/// The primary key of a `message_index` row.
+const INDEX_KEY: &str = "workspace_id = ? AND message_id = ?";
+/// The primary key of a `conversations` row.
+const CONVERSATION_KEY: &str = "workspace_id = ? AND conversation_id = ?";
+/// The primary key of a `reactions` row.
+const REACTION_KEY: &str = "workspace_id = ? AND message_id = ? AND reactor = ?";
 
-impl Statements {
-    pub async fn prepare(
-        session: &Session,
-        ks: &str,
-        timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let p = |cql: String| prepare(session, cql, timeout);
-        Ok(Self {
-            contacts_by_phones: p(format!(
-                "SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE workspace_id = ? AND phone IN ?"
-            ))
-            .await?,
-            contact_by_phone: p(format!(
-                "SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE workspace_id = ? AND phone = ?"
-            ))
-            .await?,
-            insert_contact: p(format!(
-                "INSERT INTO {ks}.contacts (workspace_id, phone, contact_id, name, created_at, \
-                 user_id) VALUES (?, ?, ?, ?, ?, ?)"
-            ))
-            .await?,
-            contact_users_by_ids: p(format!(
-                "SELECT {CONTACT_USER_COLUMNS} FROM {ks}.contact_users \
-                 WHERE workspace_id = ? AND user_id IN ?"
-            ))
-            .await?,
-            contact_user_by_id: p(format!(
-                "SELECT {CONTACT_USER_COLUMNS} FROM {ks}.contact_users \
-                 WHERE workspace_id = ? AND user_id = ?"
-            ))
-            .await?,
-            insert_contact_user: p(format!(
-                "INSERT INTO {ks}.contact_users (workspace_id, user_id, contact_id, phone, \
-                 username, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .await?,
-            conversations_by_ids: p(format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM {ks}.conversations \
-                 WHERE workspace_id = ? AND conversation_id IN ?"
-            ))
-            .await?,
-            conversation_by_id: p(format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM {ks}.conversations \
-                 WHERE workspace_id = ? AND conversation_id = ?"
-            ))
-            .await?,
-            create_conversation: p(format!(
-                "UPDATE {ks}.conversations SET phone_number_id = ?, contact_id = ?, \
-                 contact_phone = ?, contact_user_id = ?, group_id = ?, created_at = ? \
-                 WHERE workspace_id = ? AND conversation_id = ?"
-            ))
-            .await?,
-            update_conversation: p(format!(
-                "UPDATE {ks}.conversations SET contact_name = ?, last_message_at = ?, \
-                 last_message_id = ?, last_message_preview = ?, last_message_direction = ?, \
-                 unread_count = ?, message_count = ?, applied_partition = ?, applied_offset = ?, \
-                 kapso_conversation_id = ?, state = ?, state_at = ? \
-                 WHERE workspace_id = ? AND conversation_id = ?"
-            ))
-            .await?,
-            index_by_message_ids: p(format!(
-                "SELECT {INDEX_COLUMNS} FROM {ks}.message_index \
-                 WHERE workspace_id = ? AND message_id IN ?"
-            ))
-            .await?,
-            index_by_message_id: p(format!(
-                "SELECT {INDEX_COLUMNS} FROM {ks}.message_index \
-                 WHERE workspace_id = ? AND message_id = ?"
-            ))
-            .await?,
-            insert_message: p(format!(
-                "INSERT INTO {ks}.messages (workspace_id, conversation_id, bucket, sent_at, \
-                 message_id, direction, message_type, body, type_payload, status, sender, \
-                 origin, context, errors, edited_at, revoked_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .await?,
-            index_message_location: p(format!(
-                "UPDATE {ks}.message_index SET conversation_id = ?, bucket = ?, sent_at = ?, \
-                 direction = ?, source_partition = ?, source_offset = ? \
-                 WHERE workspace_id = ? AND message_id = ?"
-            ))
-            .await?,
-            index_message_status: p(format!(
-                "UPDATE {ks}.message_index SET status = ?, status_rank = ?, status_at = ?, \
-                 errors = ? WHERE workspace_id = ? AND message_id = ?"
-            ))
-            .await?,
-            message_status: p(format!(
-                "UPDATE {ks}.messages SET status = ? WHERE {MESSAGE_KEY}"
-            ))
-            .await?,
-            index_edit: p(format!(
-                "UPDATE {ks}.message_index SET edit_body = ?, edited_at = ? \
-                 WHERE workspace_id = ? AND message_id = ?"
-            ))
-            .await?,
-            index_revoke: p(format!(
-                "UPDATE {ks}.message_index SET revoked_at = ? \
-                 WHERE workspace_id = ? AND message_id = ?"
-            ))
-            .await?,
-            message_edit: p(format!(
-                "UPDATE {ks}.messages SET body = ?, edited_at = ? WHERE {MESSAGE_KEY}"
-            ))
-            .await?,
-            message_revoke: p(format!(
-                "UPDATE {ks}.messages SET revoked_at = ? WHERE {MESSAGE_KEY}"
-            ))
-            .await?,
-            reaction_set: p(format!(
-                "UPDATE {ks}.reactions USING TIMESTAMP ? SET emoji = ?, reacted_at = ? \
-                 WHERE workspace_id = ? AND message_id = ? AND reactor = ?"
-            ))
-            .await?,
-            reaction_delete: p(format!(
-                "DELETE FROM {ks}.reactions USING TIMESTAMP ? \
-                 WHERE workspace_id = ? AND message_id = ? AND reactor = ?"
-            ))
-            .await?,
-            insert_account_event: p(format!(
-                "INSERT INTO {ks}.account_events (workspace_id, bucket, occurred_at, event_id, \
-                 source, account_id, field, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .await?,
-        })
+statements! { q;
+    contacts_by_phones = q.select_in(CONTACT_COLUMNS, "contacts", "phone");
+    insert_contact = q.insert("contacts", "workspace_id, phone, contact_id, name, created_at, \
+        user_id");
+    contact_users_by_ids = q.select_in(CONTACT_USER_COLUMNS, "contact_users", "user_id");
+    insert_contact_user = q.insert("contact_users", "workspace_id, user_id, contact_id, phone, \
+        username, name, created_at");
+    conversations_by_ids = q.select_in(CONVERSATION_COLUMNS, "conversations", "conversation_id");
+    create_conversation = q.update("conversations", "phone_number_id = ?, contact_id = ?, \
+        contact_phone = ?, contact_user_id = ?, group_id = ?, created_at = ?", CONVERSATION_KEY);
+    update_conversation = q.update("conversations", "contact_name = ?, last_message_at = ?, \
+        last_message_id = ?, last_message_preview = ?, last_message_direction = ?, \
+        unread_count = ?, message_count = ?, applied_partition = ?, applied_offset = ?, \
+        kapso_conversation_id = ?, state = ?, state_at = ?", CONVERSATION_KEY);
+    index_by_message_ids = q.select_in(INDEX_COLUMNS, "message_index", "message_id");
+    insert_message = q.insert("messages", "workspace_id, conversation_id, bucket, sent_at, \
+        message_id, direction, message_type, body, type_payload, status, sender, origin, \
+        context, errors, edited_at, revoked_at");
+    index_message_location = q.update("message_index", "conversation_id = ?, bucket = ?, \
+        sent_at = ?, direction = ?, source_partition = ?, source_offset = ?", INDEX_KEY);
+    index_message_status = q.update("message_index", "status = ?, status_rank = ?, \
+        status_at = ?, errors = ?", INDEX_KEY);
+    message_status = q.update("messages", "status = ?", MESSAGE_KEY);
+    index_edit = q.update("message_index", "edit_body = ?, edited_at = ?", INDEX_KEY);
+    index_revoke = q.update("message_index", "revoked_at = ?", INDEX_KEY);
+    message_edit = q.update("messages", "body = ?, edited_at = ?", MESSAGE_KEY);
+    message_revoke = q.update("messages", "revoked_at = ?", MESSAGE_KEY);
+    reaction_set = q.update("reactions USING TIMESTAMP ?", "emoji = ?, reacted_at = ?",
+        REACTION_KEY);
+    reaction_delete = q.delete("reactions USING TIMESTAMP ?", REACTION_KEY);
+    insert_account_event = q.insert("account_events", "workspace_id, bucket, occurred_at, \
+        event_id, source, account_id, field, value");
+}
+
+/// Statement texts of one keyspace, by shape.
+struct Cql<'a>(&'a str);
+
+impl Cql<'_> {
+    /// `SELECT columns` of the rows of one workspace whose `key` is in a list.
+    fn select_in(&self, columns: &str, table: &str, key: &str) -> String {
+        let ks = self.0;
+        format!("SELECT {columns} FROM {ks}.{table} WHERE workspace_id = ? AND {key} IN ?")
+    }
+
+    /// `INSERT` of every column named, all bound.
+    fn insert(&self, table: &str, columns: &str) -> String {
+        let ks = self.0;
+        let marks = vec!["?"; columns.split(',').count()].join(", ");
+        format!("INSERT INTO {ks}.{table} ({columns}) VALUES ({marks})")
+    }
+
+    /// `UPDATE ... SET assignments` of one row by its primary key.
+    fn update(&self, table: &str, assignments: &str, key: &str) -> String {
+        let ks = self.0;
+        format!("UPDATE {ks}.{table} SET {assignments} WHERE {key}")
+    }
+
+    /// `DELETE` of one row by its primary key.
+    fn delete(&self, table: &str, key: &str) -> String {
+        let ks = self.0;
+        format!("DELETE FROM {ks}.{table} WHERE {key}")
     }
 }
 
@@ -194,4 +135,31 @@ async fn prepare(
     statement.set_is_idempotent(true);
     statement.set_request_timeout(Some(timeout));
     Ok(statement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_bind_every_column_in_the_order_named() {
+        let q = Cql("ks");
+        assert_eq!(
+            q.insert("t", "a, b, c"),
+            "INSERT INTO ks.t (a, b, c) VALUES (?, ?, ?)"
+        );
+        assert_eq!(
+            q.update("reactions USING TIMESTAMP ?", "emoji = ?", REACTION_KEY),
+            "UPDATE ks.reactions USING TIMESTAMP ? SET emoji = ? \
+             WHERE workspace_id = ? AND message_id = ? AND reactor = ?"
+        );
+        assert_eq!(
+            q.select_in("a, b", "t", "k"),
+            "SELECT a, b FROM ks.t WHERE workspace_id = ? AND k IN ?"
+        );
+        assert_eq!(
+            q.delete("t", INDEX_KEY),
+            "DELETE FROM ks.t WHERE workspace_id = ? AND message_id = ?"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use processor::config::CqlConfig;
-use processor::pipeline::{self, Faults};
+use processor::pipeline;
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -91,7 +91,7 @@ impl Bench<'_> {
         let (stored, statements) = match approach {
             Approach::Pipeline => {
                 let batch = [(ws.as_str(), records.clone())];
-                let out = pipeline::run_batch(store, &batch, Faults::default(), &stats).await?;
+                let out = pipeline::run_batch(store, &batch, &stats).await?;
                 steps = out
                     .step_durations
                     .iter()

@@ -1,12 +1,19 @@
 //! `IN` queries against concurrent single-partition lookups, on the contacts
-//! table with 1000 rows present (the measurement behind `cql.lookup`, see
-//! schemas/README.md).
+//! table with 1000 rows present (the measurement behind the processor's
+//! choice of `IN` lookups, see schemas/README.md).
+//!
+//! The `IN` side is the processor's own [`Store::lookup`]; the concurrent
+//! side lives only here: one prepared single-partition statement per key,
+//! at most `cql.max_concurrent_requests` in flight.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use processor::config::{CqlConfig, LookupStrategy};
-use processor::pipeline::{self, Faults};
+use futures::{StreamExt, TryStreamExt, stream};
+use processor::config::CqlConfig;
+use processor::pipeline;
+use processor::store::rows::FoundContact;
 use processor::store::{DbStats, Store};
+use scylla::statement::prepared::PreparedStatement;
 use serde_json::{Value, json};
 
 use super::{input, median, ms};
@@ -14,23 +21,19 @@ use super::{input, median, ms};
 const ROUNDS: usize = 15;
 
 /// Prints the table and returns its rows as JSON.
-pub async fn run(cql: &CqlConfig) -> anyhow::Result<Value> {
-    let mut cfg = cql.clone();
-    cfg.lookup = LookupStrategy::In;
-    let by_in = Store::connect(&cfg).await?;
-    cfg.lookup = LookupStrategy::Concurrent;
-    let concurrent = Store::connect(&cfg).await?;
+pub async fn run(cfg: &CqlConfig) -> anyhow::Result<Value> {
+    let store = Store::connect(cfg).await?;
+    let by_one = store
+        .session()
+        .prepare(format!(
+            "SELECT phone, contact_id FROM {}.contacts WHERE workspace_id = ? AND phone = ?",
+            cfg.keyspace
+        ))
+        .await?;
     // Seed 1000 contacts through the pipeline itself.
     let seed = input::batch("ws_lookup", "seed", 1000, 1000, 0, &[])?;
     let stats = DbStats::default();
-    pipeline::run_workspace(
-        &by_in,
-        "ws_lookup",
-        &input::refs(&seed),
-        Faults::default(),
-        &stats,
-    )
-    .await?;
+    pipeline::run_workspace(&store, "ws_lookup", &input::refs(&seed), &stats).await?;
     println!(
         "\n## Lookup: IN against concurrent single-partition statements \
          (contacts, {ROUNDS} rounds, median)\n"
@@ -42,26 +45,9 @@ pub async fn run(cql: &CqlConfig) -> anyhow::Result<Value> {
         let phones: Vec<String> = (0..keys).map(input::sender_phone).collect();
         let (mut t_in, mut t_conc) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            for (store, times) in [(&by_in, &mut t_in), (&concurrent, &mut t_conc)] {
-                let s = store.statements();
-                let started = Instant::now();
-                let found: Vec<(String, uuid::Uuid, Option<String>)> = store
-                    .lookup(
-                        "bench",
-                        &s.contacts_by_phones,
-                        &s.contact_by_phone,
-                        "ws_lookup",
-                        phones.clone(),
-                        &DbStats::default(),
-                    )
-                    .await?;
-                times.push(started.elapsed());
-                anyhow::ensure!(
-                    found.len() == keys,
-                    "expected {keys} rows, got {}",
-                    found.len()
-                );
-            }
+            t_in.push(timed(keys, by_in(&store, &phones)).await?);
+            let one = concurrent(&store, &by_one, &phones, cfg.max_concurrent_requests);
+            t_conc.push(timed(keys, one).await?);
         }
         let (a, b) = (median(t_in), median(t_conc));
         let ratio = b.as_secs_f64() / a.as_secs_f64();
@@ -73,4 +59,54 @@ pub async fn run(cql: &CqlConfig) -> anyhow::Result<Value> {
         rows.push(json!({"keys": keys, "in_ms": ms(a), "concurrent_ms": ms(b), "ratio": ratio}));
     }
     Ok(Value::Array(rows))
+}
+
+/// How long `lookup` took; fails unless it found `keys` rows.
+async fn timed(
+    keys: usize,
+    lookup: impl Future<Output = anyhow::Result<Vec<FoundContact>>>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let found = lookup.await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        found.len() == keys,
+        "expected {keys} rows, got {}",
+        found.len()
+    );
+    Ok(elapsed)
+}
+
+/// The processor's lookup: chunked `IN` queries.
+async fn by_in(store: &Store, phones: &[String]) -> anyhow::Result<Vec<FoundContact>> {
+    let s = store.statements();
+    let stats = DbStats::default();
+    let keys = phones.to_vec();
+    Ok(store
+        .lookup("bench", &s.contacts_by_phones, "ws_lookup", keys, &stats)
+        .await?)
+}
+
+/// One single-partition statement per key, `bound` in flight.
+async fn concurrent(
+    store: &Store,
+    by_one: &PreparedStatement,
+    phones: &[String],
+    bound: usize,
+) -> anyhow::Result<Vec<FoundContact>> {
+    let session = store.session();
+    let pages: Vec<Vec<FoundContact>> = stream::iter(phones)
+        .map(|phone| async move {
+            let result = session
+                .execute_unpaged(by_one, ("ws_lookup", phone))
+                .await?;
+            let rows = result.into_rows_result()?;
+            let found: Vec<FoundContact> =
+                rows.rows::<FoundContact>()?.collect::<Result<_, _>>()?;
+            anyhow::Ok(found)
+        })
+        .buffer_unordered(bound.max(1))
+        .try_collect()
+        .await?;
+    Ok(pages.into_iter().flatten().collect())
 }

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use processor::pipeline::{self, Faults};
+use processor::pipeline;
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -41,8 +41,7 @@ async fn pipeline_batch(
     )?;
     let stats = DbStats::default();
     let started = Instant::now();
-    let out = pipeline::run_workspace(store, ws, &input::refs(&records), Faults::default(), &stats)
-        .await?;
+    let out = pipeline::run_workspace(store, ws, &input::refs(&records), &stats).await?;
     let elapsed = started.elapsed();
     anyhow::ensure!(
         out.messages_inserted == size as u64,

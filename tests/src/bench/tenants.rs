@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use processor::decode::DecodedRecord;
-use processor::pipeline::{self, Faults, WorkspaceRecords};
+use processor::pipeline::{self, WorkspaceRecords};
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -71,7 +71,7 @@ async fn once(
     let stats = DbStats::default();
     let started = Instant::now();
     let stored: u64 = match approach {
-        "cross" => pipeline::run_batch(store, &groups, Faults::default(), &stats)
+        "cross" => pipeline::run_batch(store, &groups, &stats)
             .await?
             .workspaces
             .iter()
@@ -80,7 +80,7 @@ async fn once(
         "per_ws" => {
             let runs = groups
                 .iter()
-                .map(|(ws, r)| pipeline::run_workspace(store, ws, r, Faults::default(), &stats));
+                .map(|(ws, r)| pipeline::run_workspace(store, ws, r, &stats));
             let outs: Vec<_> = stream::iter(runs)
                 .buffer_unordered(PER_WS_CONCURRENCY)
                 .try_collect()

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let wants = |w: Which| args.which == w || args.which == Which::All;
     let result = async {
         let mut out = json!({"keyspace": cfg.cql.keyspace, "cql": {
-            "lookup": format!("{:?}", cfg.cql.lookup),
+            "lookup": "In",
             "max_batch_statements": cfg.cql.max_batch_statements,
             "max_batch_bytes": cfg.cql.max_batch_bytes,
             "max_concurrent_requests": cfg.cql.max_concurrent_requests}});

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -72,15 +71,7 @@ pub async fn watch(
     workspace_ids: Vec<String>,
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
 ) -> anyhow::Result<Visibility> {
-    let mut builder = SessionBuilder::new();
-    for node in cfg
-        .nodes
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        builder = builder.known_node(node);
-    }
+    let builder = processor::store::session_builder(&cfg.nodes);
     // Boxed: the driver's connect future is large (clippy::large_futures).
     let session: Arc<Session> = Arc::new(
         Box::pin(builder.build())

@@ -1,0 +1,54 @@
+//! Fault injection for the integration tests (cargo feature
+//! `fault-injection`, enabled only by the `inboxflow-tests` crate; production
+//! builds do not contain this module).
+//!
+//! Guarantee: with [`Faults::default`] these entry points behave exactly as
+//! [`super::run_batch`] and [`super::run_workspace`]. A `fail_after` step
+//! fails the run with [`StoreError::Injected`] right after that step has
+//! written (as a crash would); a `refuse_message` id fails, with the
+//! permanent [`StoreError::InjectedPermanent`], every run holding that
+//! message, before anything is written.
+
+use shared::webhook::Event;
+
+use super::{BatchOutcome, Outcome, Step, StepTimer, WorkspaceRecords};
+use crate::decode::DecodedRecord;
+use crate::store::{DbStats, Store, StoreError};
+
+/// The faults to inject.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Crash right after this step has written.
+    pub fail_after: Option<Step>,
+    /// Refuse, as a permanent database error, every run holding this message id.
+    pub refuse_message: Option<&'static str>,
+}
+
+/// [`super::run_batch`], with `faults`.
+pub async fn run_batch(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    faults: Faults,
+    stats: &DbStats,
+) -> Result<BatchOutcome, StoreError> {
+    if let Some(id) = faults.refuse_message {
+        let mut events = batch.iter().flat_map(|(_, r)| r).flat_map(|r| &r.events);
+        if events.any(|e| matches!(e, Event::Message(m) if m.message_id == id)) {
+            return Err(StoreError::InjectedPermanent(id));
+        }
+    }
+    let timer = StepTimer::new(stats).failing_after(faults.fail_after);
+    super::run_steps(store, batch, timer).await
+}
+
+/// [`super::run_workspace`], with `faults`.
+pub async fn run_workspace(
+    store: &Store,
+    workspace_id: &str,
+    records: &[&DecodedRecord],
+    faults: Faults,
+    stats: &DbStats,
+) -> Result<Outcome, StoreError> {
+    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
+    Ok(batch.workspaces.pop().unwrap_or_default())
+}

@@ -1,0 +1,165 @@
+//! Named CQL rows shared by the pipeline and the benchmark, and the small
+//! types that travel inside them.
+//!
+//! Guarantee: every row type binds or reads by column name (the driver's
+//! `SerializeRow` / `DeserializeRow` derives match field names to the
+//! statement's columns), so a statement's column order can never silently
+//! shift a value into the wrong column. `MaybeUnset::Unset` leaves a column
+//! as it is: [`maybe`] is the one way an optional value becomes one.
+
+use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::{DeserializeRow, SerializeRow};
+use uuid::Uuid;
+
+/// `Some(v)` binds `v`; `None` leaves the column unset (untouched).
+pub fn maybe<T>(v: Option<T>) -> MaybeUnset<T> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+/// A Kafka record's position: the watermark a conversation row carries, and
+/// the source of a message-index row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Watermark {
+    /// The watermark of two optional columns, set only when both are.
+    pub fn from_columns(partition: Option<i32>, offset: Option<i64>) -> Option<Self> {
+        partition
+            .zip(offset)
+            .map(|(partition, offset)| Watermark { partition, offset })
+    }
+
+    /// Whether the record at `other` is at or before this watermark (same partition).
+    pub fn covers(self, other: Watermark) -> bool {
+        self.partition == other.partition && self.offset >= other.offset
+    }
+}
+
+/// Where a stored message lives: its full primary key but the workspace
+/// and the message id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub conversation_id: Uuid,
+    pub bucket: i32,
+    pub sent_at_ms: i64,
+}
+
+impl Location {
+    /// The batching partition of the `messages` rows at this location.
+    pub fn partition_key(&self) -> String {
+        format!("{}:{}", self.conversation_id, self.bucket)
+    }
+}
+
+/// A `conversations` row as step 3 reads it (`CONVERSATION_COLUMNS`).
+#[derive(Debug, DeserializeRow)]
+pub struct ConversationRow {
+    pub conversation_id: Uuid,
+    pub contact_name: Option<String>,
+    pub state_at: Option<CqlTimestamp>,
+    pub last_message_at: Option<CqlTimestamp>,
+    pub last_message_id: Option<String>,
+    pub unread_count: Option<i32>,
+    pub message_count: Option<i32>,
+    pub applied_partition: Option<i32>,
+    pub applied_offset: Option<i64>,
+}
+
+/// The identity columns of a new conversation (`create_conversation`).
+#[derive(Debug, SerializeRow)]
+pub struct CreateConversationRow<'a> {
+    pub phone_number_id: &'a str,
+    pub contact_id: MaybeUnset<Uuid>,
+    pub contact_phone: MaybeUnset<&'a str>,
+    pub contact_user_id: MaybeUnset<&'a str>,
+    pub group_id: MaybeUnset<&'a str>,
+    pub created_at: CqlTimestamp,
+    pub workspace_id: &'a str,
+    pub conversation_id: Uuid,
+}
+
+/// The counters, last message, state and watermark of a conversation
+/// (`update_conversation`).
+#[derive(Debug, SerializeRow)]
+pub struct ConversationUpdateRow {
+    pub contact_name: MaybeUnset<String>,
+    pub last_message_at: MaybeUnset<CqlTimestamp>,
+    pub last_message_id: MaybeUnset<String>,
+    pub last_message_preview: MaybeUnset<String>,
+    pub last_message_direction: MaybeUnset<&'static str>,
+    pub unread_count: i32,
+    pub message_count: i32,
+    pub applied_partition: i32,
+    pub applied_offset: i64,
+    pub kapso_conversation_id: MaybeUnset<String>,
+    pub state: MaybeUnset<String>,
+    pub state_at: MaybeUnset<CqlTimestamp>,
+    pub workspace_id: String,
+    pub conversation_id: Uuid,
+}
+
+/// A `messages` row (`insert_message`).
+#[derive(Debug, SerializeRow)]
+pub struct MessageRow {
+    pub workspace_id: String,
+    pub conversation_id: Uuid,
+    pub bucket: i32,
+    pub sent_at: CqlTimestamp,
+    pub message_id: String,
+    pub direction: &'static str,
+    pub message_type: String,
+    pub body: MaybeUnset<String>,
+    pub type_payload: MaybeUnset<String>,
+    pub status: MaybeUnset<&'static str>,
+    pub sender: MaybeUnset<String>,
+    pub origin: &'static str,
+    pub context: MaybeUnset<String>,
+    pub errors: MaybeUnset<String>,
+    pub edited_at: MaybeUnset<CqlTimestamp>,
+    pub revoked_at: MaybeUnset<CqlTimestamp>,
+}
+
+/// A `contacts` row (`insert_contact`).
+#[derive(Debug, SerializeRow)]
+pub struct ContactRow {
+    pub workspace_id: String,
+    pub phone: String,
+    pub contact_id: Uuid,
+    pub name: Option<String>,
+    pub created_at: CqlTimestamp,
+    pub user_id: Option<String>,
+}
+
+/// A contact found by phone (`contacts_by_phones`).
+#[derive(Debug, DeserializeRow)]
+pub struct FoundContact {
+    pub phone: String,
+    pub contact_id: Uuid,
+}
+
+/// A contact identity found by user id (`contact_users_by_ids`).
+#[derive(Debug, DeserializeRow)]
+pub struct FoundContactUser {
+    pub user_id: String,
+    pub contact_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watermark_covers_only_earlier_records_of_its_partition() {
+        let w = Watermark {
+            partition: 1,
+            offset: 10,
+        };
+        let at = |partition, offset| Watermark { partition, offset };
+        assert!(w.covers(at(1, 10)) && w.covers(at(1, 3)));
+        assert!(!w.covers(at(1, 11)) && !w.covers(at(2, 3)));
+        assert_eq!(Watermark::from_columns(Some(1), None), None);
+    }
+}
