@@ -39,6 +39,8 @@ pub use cursor::CursorError;
 pub use reads::{MarkRead, UnreadTotals};
 use statements::InboxStatements;
 
+use crate::store::{StoreError, query_rows};
+
 /// Months the list walks back from the current one before it stops
 /// looking for older activity.
 pub const LIST_LOOKBACK_MONTHS: u32 = 24;
@@ -46,15 +48,10 @@ pub const LIST_LOOKBACK_MONTHS: u32 = 24;
 /// Why an inbox call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    #[error("{what} failed: {source}")]
-    Execute {
-        what: &'static str,
-        source: Box<scylla::errors::ExecutionError>,
-    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot prepare the inbox statements: {0}")]
     Prepare(#[from] scylla::errors::PrepareError),
-    #[error("{what}: unexpected rows: {message}")]
-    Rows { what: &'static str, message: String },
     #[error("no conversation {0} in this workspace")]
     NotFound(Uuid),
     #[error("mark-read lost {0} compare-and-set races in a row; try again")]
@@ -128,20 +125,7 @@ impl Inbox {
         V: SerializeRow,
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let result = self
-            .session
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(|source| InboxError::Execute {
-                what,
-                source: Box::new(source),
-            })?;
-        let bad = |message: String| InboxError::Rows { what, message };
-        let rows = result.into_rows_result().map_err(|e| bad(e.to_string()))?;
-        rows.rows::<R>()
-            .map_err(|e| bad(e.to_string()))?
-            .collect::<Result<Vec<R>, _>>()
-            .map_err(|e| bad(e.to_string()))
+        Ok(query_rows(&self.session, what, statement, values).await?)
     }
 }
 

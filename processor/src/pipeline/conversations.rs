@@ -25,6 +25,7 @@ use shared::webhook::{Direction, Origin};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConversationState {
     pub state_at_ms: Option<i64>,
+    pub first_message_at_ms: Option<i64>,
     pub last_message_at_ms: Option<i64>,
     pub last_message_id: Option<String>,
     pub unread_count: i32,
@@ -44,6 +45,7 @@ impl From<ConversationRow> for ConversationState {
     fn from(r: ConversationRow) -> Self {
         ConversationState {
             state_at_ms: r.state_at.map(|t| t.0),
+            first_message_at_ms: r.first_message_at.map(|t| t.0),
             last_message_at_ms: r.last_message_at.map(|t| t.0),
             last_message_id: r.last_message_id,
             unread_count: r.unread_count.unwrap_or(0),
@@ -126,6 +128,8 @@ pub struct ConversationUpdate {
     pub conversation_id: Uuid,
     pub contact_name: Option<String>,
     pub last_message: Option<(i64, String, String, Direction)>,
+    /// Set when this batch holds a message older than any counted before.
+    pub first_message_at: Option<i64>,
     pub unread_count: i32,
     pub message_count: i32,
     pub applied: (i32, i64),
@@ -175,6 +179,9 @@ fn count_messages(
         }
         u.applied = max_applied(u.applied, (m.partition, m.offset));
         take_if_last(u, base, m);
+        if u.first_message_at.or(base.first_message_at_ms).is_none_or(|t| m.sent_at_ms < t) {
+            u.first_message_at = Some(m.sent_at_ms);
+        }
         if m.event.kapso_conversation_id.is_some() {
             u.kapso_conversation_id
                 .clone_from(&m.event.kapso_conversation_id);
@@ -241,6 +248,7 @@ fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate 
         conversation_id,
         contact_name: None,
         last_message: None,
+        first_message_at: None,
         unread_count: base.unread_count,
         message_count: base.message_count,
         applied: base
@@ -281,6 +289,7 @@ pub async fn write_updates(
                 estimated_bytes: bytes,
                 values: ConversationUpdateRow {
                     contact_name: maybe(u.contact_name),
+                    first_message_at: maybe(u.first_message_at.map(CqlTimestamp)),
                     last_message_at: maybe(last_at),
                     last_message_id: maybe(last_id),
                     last_message_preview: maybe(last_preview),

@@ -30,6 +30,7 @@ mod conversations;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod identity;
+mod inbox_rows;
 pub mod message_index;
 pub mod messages;
 pub mod plan;
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
-use conversations::ConversationState;
+use conversations::{ConversationState, ConversationUpdate};
 use message_index::IndexEntry;
 use plan::{MessageDraft, Plan};
 use uuid::Uuid;
@@ -147,15 +148,22 @@ async fn run_steps(
     let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
     let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
     find_and_create_contacts(store, &ids, &mut plans, &mut outs, &mut timer).await?;
-    let conv = find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
-    let (index, fresh) =
-        find_and_insert_messages(store, &ids, &plans, &mut outs, &mut timer).await?;
+    let (conv, totals) =
+        find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
+    let (index, fresh, updates) =
+        find_and_insert_messages(store, &ids, &plans, &conv, &mut outs, &mut timer).await?;
 
     let each = || ids.iter().copied().zip(plans.iter());
-    wave(each().zip(&fresh).zip(&conv).map(|(((ws, p), (f, _)), c)| {
-        let updates = conversations::plan_updates(p, f, c);
-        conversations::write_updates(store, ws, updates, stats)
-    }))
+    wave(ids.iter().zip(updates).zip(fresh.iter().zip(&totals)).map(
+        |((ws, updates), ((f, _), total))| async move {
+            let total = inbox_rows::plan_total(total, f);
+            futures::try_join!(
+                conversations::write_updates(store, ws, updates, stats),
+                inbox_rows::write_total(store, ws, total, stats),
+            )
+            .map(|_| ())
+        },
+    ))
     .await?;
     timer.finish(Step::UpdateConversations)?;
 
@@ -216,19 +224,27 @@ async fn find_and_create_contacts(
     timer.finish(Step::CreateContacts)
 }
 
-/// Steps 3 and 4: finds the conversations (with their state) and creates
-/// the missing ones.
+/// Each workspace's conversations (with their state) and inbound total.
+type Conversations = (
+    Vec<HashMap<Uuid, ConversationState>>,
+    Vec<inbox_rows::WorkspaceTotal>,
+);
+
+/// Steps 3 and 4: finds the conversations (with their state) and the
+/// workspaces' inbound totals, and creates the missing conversations.
 async fn find_and_create_conversations(
     store: &Store,
     ids: &[&str],
     plans: &[Plan],
     outs: &mut [Outcome],
     timer: &mut StepTimer<'_>,
-) -> Result<Vec<HashMap<Uuid, ConversationState>>, StoreError> {
+) -> Result<Conversations, StoreError> {
     let stats = timer.stats;
     let each = || ids.iter().copied().zip(plans.iter());
-    let conv =
-        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))).await?;
+    let (conv, totals) = futures::try_join!(
+        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))),
+        inbox_rows::find_totals(store, ids, stats),
+    )?;
     timer.finish(Step::FindConversations)?;
     let created = wave(
         each()
@@ -238,22 +254,25 @@ async fn find_and_create_conversations(
     .await?;
     set(outs, created, |o, n| o.conversations_created = n);
     timer.finish(Step::CreateConversations)?;
-    Ok(conv)
+    Ok((conv, totals))
 }
 
-/// Each workspace's message index, and its messages to store with the
-/// count of duplicates.
+/// Each workspace's message index, its messages to store with the count of
+/// duplicates, and its conversation updates.
 type Found<'p> = (
     Vec<HashMap<String, IndexEntry>>,
     Vec<(Vec<&'p MessageDraft>, u64)>,
+    Vec<Vec<ConversationUpdate>>,
 );
 
-/// Steps 5 and 6: reads the message index, drops the duplicates and
-/// inserts the rest.
+/// Steps 5 and 6: reads the message index, drops the duplicates, plans the
+/// conversation updates, and inserts the messages beside the recency-list
+/// moves those updates make.
 async fn find_and_insert_messages<'p>(
     store: &Store,
     ids: &[&str],
     plans: &'p [Plan],
+    conv: &[HashMap<Uuid, ConversationState>],
     outs: &mut [Outcome],
     timer: &mut StepTimer<'_>,
 ) -> Result<Found<'p>, StoreError> {
@@ -266,19 +285,28 @@ async fn find_and_insert_messages<'p>(
         .map(|(p, i)| messages::split_new(p, i))
         .collect();
     timer.finish(Step::FindMessages)?;
-    wave(
-        ids.iter()
-            .zip(&fresh)
-            .zip(&index)
-            .map(|((ws, (f, _)), i)| messages::insert(store, ws, f, i, stats)),
-    )
+    let updates: Vec<Vec<ConversationUpdate>> = plans
+        .iter()
+        .zip(&fresh)
+        .zip(conv)
+        .map(|((p, (f, _)), c)| conversations::plan_updates(p, f, c))
+        .collect();
+    wave(ids.iter().zip(&fresh).zip(&index).zip(updates.iter().zip(conv)).map(
+        |(((ws, (f, _)), i), (u, c))| async move {
+            futures::try_join!(
+                messages::insert(store, ws, f, i, stats),
+                inbox_rows::write_moves(store, ws, u, c, stats),
+            )
+            .map(|_| ())
+        },
+    ))
     .await?;
     for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(plans).zip(&fresh) {
         out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
         out.messages_inserted = f.len() as u64;
     }
     timer.finish(Step::InsertMessages)?;
-    Ok((index, fresh))
+    Ok((index, fresh, updates))
 }
 
 /// All the futures of one step, concurrently: one sequential round trip.

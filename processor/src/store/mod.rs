@@ -112,6 +112,11 @@ impl Store {
         &self.statements
     }
 
+    /// The most keys one `IN` lookup carries (`cql.max_batch_statements`).
+    pub fn max_keys_per_request(&self) -> usize {
+        self.cfg.max_batch_statements.max(1)
+    }
+
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }
@@ -135,7 +140,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let chunks: Vec<Vec<K>> = keys
-            .chunks(self.cfg.max_batch_statements)
+            .chunks(self.max_keys_per_request())
             .map(<[K]>::to_vec)
             .collect();
         stats.add_requests(chunks.len());
@@ -192,23 +197,25 @@ impl Store {
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let _permit = self.in_flight.acquire().await.ok();
-        let result = self
-            .session
-            .execute_unpaged(statement, (workspace_id, keys))
-            .await
-            .map_err(|source| StoreError::Execute {
-                what,
-                source: Box::new(source),
-            })?;
-        let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
-            what,
-            message: e.to_string(),
-        };
-        let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
-        rows.rows::<R>()
-            .map_err(|e| rows_error(&e))?
-            .collect::<Result<Vec<R>, _>>()
-            .map_err(|e| rows_error(&e))
+        query_rows(&self.session, what, statement, (workspace_id, keys)).await
+    }
+
+    /// One read of any shape (counted as one request of `stats`), within the
+    /// store's bound on requests in flight.
+    pub async fn read<V, R>(
+        &self,
+        what: &'static str,
+        statement: &PreparedStatement,
+        values: V,
+        stats: &DbStats,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        V: SerializeRow,
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        stats.add_requests(1);
+        let _permit = self.in_flight.acquire().await.ok();
+        query_rows(&self.session, what, statement, values).await
     }
 
     async fn write_batch<V: SerializeRow>(
@@ -245,6 +252,35 @@ impl Store {
             .map(|_| ())
             .map_err(failed)
     }
+}
+
+/// Runs one prepared read on `session` and deserializes every row as `R`.
+pub async fn query_rows<V, R>(
+    session: &Session,
+    what: &'static str,
+    statement: &PreparedStatement,
+    values: V,
+) -> Result<Vec<R>, StoreError>
+where
+    V: SerializeRow,
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    let result = session
+        .execute_unpaged(statement, values)
+        .await
+        .map_err(|source| StoreError::Execute {
+            what,
+            source: Box::new(source),
+        })?;
+    let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
+        what,
+        message: e.to_string(),
+    };
+    let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
+    rows.rows::<R>()
+        .map_err(|e| rows_error(&e))?
+        .collect::<Result<Vec<R>, _>>()
+        .map_err(|e| rows_error(&e))
 }
 
 /// Groups rows by partition, then packs partitions into batches of at most

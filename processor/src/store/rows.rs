@@ -60,6 +60,7 @@ pub struct ConversationRow {
     pub conversation_id: Uuid,
     pub contact_name: Option<String>,
     pub state_at: Option<CqlTimestamp>,
+    pub first_message_at: Option<CqlTimestamp>,
     pub last_message_at: Option<CqlTimestamp>,
     pub last_message_id: Option<String>,
     pub unread_count: Option<i32>,
@@ -86,6 +87,7 @@ pub struct CreateConversationRow<'a> {
 #[derive(Debug, SerializeRow)]
 pub struct ConversationUpdateRow {
     pub contact_name: MaybeUnset<String>,
+    pub first_message_at: MaybeUnset<CqlTimestamp>,
     pub last_message_at: MaybeUnset<CqlTimestamp>,
     pub last_message_id: MaybeUnset<String>,
     pub last_message_preview: MaybeUnset<String>,

@@ -41,7 +41,8 @@ macro_rules! statements {
 
 const CONTACT_COLUMNS: &str = "phone, contact_id";
 const CONTACT_USER_COLUMNS: &str = "user_id, contact_id";
-const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, last_message_at, \
+const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, first_message_at, \
+     last_message_at, \
      last_message_id, unread_count, message_count, applied_partition, applied_offset";
 const INDEX_COLUMNS: &str = "message_id, conversation_id, bucket, sent_at, source_partition, \
      source_offset, status_rank, edit_body, edited_at, revoked_at";
@@ -52,6 +53,8 @@ const MESSAGE_KEY: &str = "workspace_id = ? AND conversation_id = ? AND bucket =
 const INDEX_KEY: &str = "workspace_id = ? AND message_id = ?";
 /// The primary key of a `conversations` row.
 const CONVERSATION_KEY: &str = "workspace_id = ? AND conversation_id = ?";
+/// The primary key of a `conversation_activity` row.
+const ACTIVITY_KEY: &str = "workspace_id = ? AND bucket = ? AND slot = ? AND conversation_id = ?";
 /// The primary key of a `reactions` row.
 const REACTION_KEY: &str = "workspace_id = ? AND message_id = ? AND reactor = ?";
 
@@ -65,7 +68,8 @@ statements! { q;
     conversations_by_ids = q.select_in(CONVERSATION_COLUMNS, "conversations", "conversation_id");
     create_conversation = q.update("conversations", "phone_number_id = ?, contact_id = ?, \
         contact_phone = ?, contact_user_id = ?, group_id = ?, created_at = ?", CONVERSATION_KEY);
-    update_conversation = q.update("conversations", "contact_name = ?, last_message_at = ?, \
+    update_conversation = q.update("conversations", "contact_name = ?, first_message_at = ?, \
+        last_message_at = ?, \
         last_message_id = ?, last_message_preview = ?, last_message_direction = ?, \
         unread_count = ?, message_count = ?, applied_partition = ?, applied_offset = ?, \
         kapso_conversation_id = ?, state = ?, state_at = ?", CONVERSATION_KEY);
@@ -85,6 +89,13 @@ statements! { q;
     reaction_set = q.update("reactions USING TIMESTAMP ?", "emoji = ?, reacted_at = ?",
         REACTION_KEY);
     reaction_delete = q.delete("reactions USING TIMESTAMP ?", REACTION_KEY);
+    workspace_inboxes_by_ids = q.select_one("workspace_id, inbound_total, applied_partition, \
+        applied_offset", "workspace_inbox", "workspace_id IN ?");
+    update_workspace_inbox = q.update("workspace_inbox", "inbound_total = ?, \
+        applied_partition = ?, applied_offset = ?", "workspace_id = ?");
+    activity_set = q.insert("conversation_activity", "workspace_id, bucket, slot, \
+        conversation_id, last_message_at");
+    activity_delete = q.delete("conversation_activity", ACTIVITY_KEY);
     insert_account_event = q.insert("account_events", "workspace_id, bucket, occurred_at, \
         event_id, source, account_id, field, value");
 }
@@ -97,6 +108,12 @@ impl Cql<'_> {
     fn select_in(&self, columns: &str, table: &str, key: &str) -> String {
         let ks = self.0;
         format!("SELECT {columns} FROM {ks}.{table} WHERE workspace_id = ? AND {key} IN ?")
+    }
+
+    /// `SELECT columns` of the rows matching `key`.
+    fn select_one(&self, columns: &str, table: &str, key: &str) -> String {
+        let ks = self.0;
+        format!("SELECT {columns} FROM {ks}.{table} WHERE {key}")
     }
 
     /// `INSERT` of every column named, all bound.
