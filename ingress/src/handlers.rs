@@ -19,10 +19,10 @@ use shared::webhook::{is_meta_payload, routing_keys};
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use crate::metrics::{IngressMetrics, RouteLabel, TopicKind};
+use crate::metrics::{IngressMetrics, RouteLabel, SignatureFailure, TopicKind};
 use crate::producer::{Envelope, KafkaWriter};
 use crate::registry::RegistryHandle;
-use crate::routing::{self, PlannedRecord};
+use crate::routing::{self, Diversion, PlannedRecord};
 use crate::verify;
 
 pub const KAPSO_EVENT_HEADER: &str = "x-webhook-event";
@@ -165,9 +165,9 @@ impl AppState {
         err: &SignatureError,
         bytes: usize,
     ) -> Response {
-        let reason = verify::reason_label(err);
+        let reason = SignatureFailure::of(err);
         self.metrics.signature_failure(source, reason);
-        tracing::warn!(route = route.as_str(), reason, cause = %err, "signature refused");
+        tracing::warn!(route = route.as_str(), reason = reason.as_str(), cause = %err, "signature refused");
         with_outcome(
             json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid signature"}"#),
             Outcome { bytes, records: 0 },
@@ -215,13 +215,13 @@ fn log_diversions(route: RouteLabel, plan: &[PlannedRecord]) {
             TopicKind::Routed => {}
             TopicKind::Unrouted => tracing::info!(
                 route = route.as_str(),
-                reason = record.reason_kind.unwrap_or("unknown"),
+                reason = record.reason_kind.map_or("unknown", Diversion::as_str),
                 numbers = record.phone_number_ids.len(),
                 "writing unrouted record"
             ),
             TopicKind::DeadLetter => tracing::warn!(
                 route = route.as_str(),
-                reason = record.reason_kind.unwrap_or("unknown"),
+                reason = record.reason_kind.map_or("unknown", Diversion::as_str),
                 "writing dead-letter record: verified body is not a webhook we understand"
             ),
         }

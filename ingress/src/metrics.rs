@@ -8,6 +8,7 @@
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::LATENCY_BUCKETS;
 use shared::record::Source;
+use shared::signing::SignatureError;
 
 /// The route of a request, as a label value. Classified from the method and
 /// path by the server, before any filter runs.
@@ -65,11 +66,89 @@ pub enum TopicKind {
 }
 
 impl TopicKind {
+    pub const ALL: &[TopicKind] = &[
+        TopicKind::Routed,
+        TopicKind::Unrouted,
+        TopicKind::DeadLetter,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Routed => "routed",
             Self::Unrouted => "unrouted",
             Self::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// Why a signature was refused: the `reason` label of the signature failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureFailure {
+    Missing,
+    Malformed,
+    Mismatch,
+    NoSecret,
+}
+
+impl SignatureFailure {
+    pub const ALL: &[SignatureFailure] = &[
+        SignatureFailure::Missing,
+        SignatureFailure::Malformed,
+        SignatureFailure::Mismatch,
+        SignatureFailure::NoSecret,
+    ];
+
+    pub fn of(err: &SignatureError) -> Self {
+        match err {
+            SignatureError::Missing => SignatureFailure::Missing,
+            SignatureError::Malformed(_) => SignatureFailure::Malformed,
+            SignatureError::Mismatch => SignatureFailure::Mismatch,
+            SignatureError::NoSecret => SignatureFailure::NoSecret,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureFailure::Missing => "missing",
+            SignatureFailure::Malformed => "malformed",
+            SignatureFailure::Mismatch => "mismatch",
+            SignatureFailure::NoSecret => "no_secret",
+        }
+    }
+}
+
+/// How a registry reload ended: the `result` label of the reloads counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReloadResult {
+    Ok,
+    Error,
+}
+
+impl ReloadResult {
+    pub const ALL: &[ReloadResult] = &[ReloadResult::Ok, ReloadResult::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Error => "error",
+        }
+    }
+}
+
+/// What started a registry reload (a log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReloadTrigger {
+    Sighup,
+    FileChanged,
+}
+
+impl ReloadTrigger {
+    pub const ALL: &[ReloadTrigger] = &[ReloadTrigger::Sighup, ReloadTrigger::FileChanged];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadTrigger::Sighup => "sighup",
+            ReloadTrigger::FileChanged => "file_changed",
         }
     }
 }
@@ -169,9 +248,9 @@ impl IngressMetrics {
         self.produce_duration.observe(seconds);
     }
 
-    pub fn signature_failure(&self, source: Source, reason: &'static str) {
+    pub fn signature_failure(&self, source: Source, reason: SignatureFailure) {
         self.signature_failures
-            .with_label_values(&[source.as_str(), reason])
+            .with_label_values(&[source.as_str(), reason.as_str()])
             .inc();
     }
 
@@ -191,8 +270,10 @@ impl IngressMetrics {
             .inc();
     }
 
-    pub fn registry_reload(&self, result: &'static str) {
-        self.registry_reloads.with_label_values(&[result]).inc();
+    pub fn registry_reload(&self, result: ReloadResult) {
+        self.registry_reloads
+            .with_label_values(&[result.as_str()])
+            .inc();
     }
 }
 
@@ -240,5 +321,64 @@ mod tests {
             IngressMetrics::register(&registry).is_err(),
             "double registration"
         );
+    }
+
+    #[test]
+    fn every_reason_and_kind_enum_has_distinct_labels() {
+        fn distinct(labels: &[&str]) {
+            let set: std::collections::HashSet<&&str> = labels.iter().collect();
+            assert_eq!(set.len(), labels.len(), "{labels:?}");
+        }
+        distinct(
+            &TopicKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
+            &SignatureFailure::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
+            &ReloadResult::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
+            &ReloadTrigger::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    #[test]
+    fn every_signature_failure_and_reload_result_renders_as_a_series() {
+        let registry = Registry::new();
+        let m = IngressMetrics::register(&registry).expect("register");
+        for reason in SignatureFailure::ALL {
+            m.signature_failure(Source::Meta, *reason);
+        }
+        for result in ReloadResult::ALL {
+            m.registry_reload(*result);
+        }
+        let text = shared::metrics::render(&registry);
+        for reason in SignatureFailure::ALL {
+            let series = format!(
+                "inboxflow_ingress_signature_failures_total{{reason=\"{}\",source=\"meta\"}} 1",
+                reason.as_str()
+            );
+            assert!(text.contains(&series), "{series}");
+        }
+        for result in ReloadResult::ALL {
+            let series = format!(
+                "inboxflow_ingress_registry_reloads_total{{result=\"{}\"}} 1",
+                result.as_str()
+            );
+            assert!(text.contains(&series), "{series}");
+        }
     }
 }

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use shared::record;
+use shared::record::{self, RecordHeaders, Trust};
 
 use crate::config::IngressConfig;
 use crate::metrics::{IngressMetrics, TopicKind};
-use crate::routing::{PlannedRecord, SIGNED_BY_HEADER, Trust};
+use crate::routing::PlannedRecord;
 
 /// Room for headers and protocol framing on top of the largest body.
 const RECORD_OVERHEAD_BYTES: u64 = 64 * 1024;
@@ -72,45 +72,30 @@ pub struct Envelope {
     pub idempotency_key: String,
     pub received_at_ms: i64,
     pub content_type: String,
-    /// Which secrets verified the body (the [`SIGNED_BY_HEADER`]).
+    /// Which secrets verified the body (the [`record::SIGNED_BY_HEADER`]).
     pub trust: Trust,
 }
 
 impl Envelope {
-    /// The headers of one planned record (names from [`shared::record`]).
+    /// The typed headers of one planned record.
+    pub fn record_headers(&self, planned: &PlannedRecord) -> RecordHeaders {
+        RecordHeaders {
+            event: Some(self.event.clone()),
+            idempotency_key: Some(self.idempotency_key.clone()),
+            received_at_ms: Some(self.received_at_ms),
+            content_type: Some(self.content_type.clone()),
+            phone_number_ids: planned.phone_number_ids.clone(),
+            business_account_ids: planned.business_account_ids.clone(),
+            signed_by: Some(self.trust.clone()),
+            workspace_id: planned.workspace_id.as_deref().map(str::to_owned),
+            reason: planned.reason.clone(),
+            ..RecordHeaders::new(self.source)
+        }
+    }
+
+    /// The Kafka headers of one planned record (written by [`RecordHeaders`]).
     pub fn headers(&self, planned: &PlannedRecord) -> OwnedHeaders {
-        let received_at = self.received_at_ms.to_string();
-        let phone_ids = planned.phone_number_ids.join(",");
-        let signed_by = self.trust.header_value();
-        let mut pairs: Vec<(&str, &str)> = vec![
-            (record::SOURCE_HEADER, self.source.as_str()),
-            (record::EVENT_HEADER, &self.event),
-            (record::IDEMPOTENCY_KEY_HEADER, &self.idempotency_key),
-            (record::RECEIVED_AT_HEADER, &received_at),
-            (record::CONTENT_TYPE_HEADER, &self.content_type),
-            (record::SCHEMA_VERSION_HEADER, record::SCHEMA_VERSION),
-            (record::PHONE_NUMBER_IDS_HEADER, &phone_ids),
-            (SIGNED_BY_HEADER, &signed_by),
-        ];
-        let account_ids = planned.business_account_ids.join(",");
-        if !account_ids.is_empty() {
-            pairs.push((record::BUSINESS_ACCOUNT_IDS_HEADER, &account_ids));
-        }
-        if let Some(ws) = &planned.workspace_id {
-            pairs.push((record::WORKSPACE_HEADER, ws));
-        }
-        if let Some(reason) = &planned.reason {
-            pairs.push((record::REASON_HEADER, reason));
-        }
-        pairs.into_iter().fold(
-            OwnedHeaders::new_with_capacity(10),
-            |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                })
-            },
-        )
+        self.record_headers(planned).to_kafka()
     }
 }
 
@@ -267,7 +252,7 @@ mod tests {
         assert_eq!(h[record::SCHEMA_VERSION_HEADER], record::SCHEMA_VERSION);
         assert_eq!(h[record::PHONE_NUMBER_IDS_HEADER], "1,2");
         assert_eq!(h[record::WORKSPACE_HEADER], "ws_a");
-        assert_eq!(h[SIGNED_BY_HEADER], "workspace:ws_a");
+        assert_eq!(h[record::SIGNED_BY_HEADER], "workspace:ws_a");
         assert!(!h.contains_key(record::REASON_HEADER));
     }
 

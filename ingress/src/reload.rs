@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::MissedTickBehavior;
 
 use crate::lifecycle::StopListener;
-use crate::metrics::IngressMetrics;
+use crate::metrics::{IngressMetrics, ReloadResult, ReloadTrigger};
 use crate::registry::{Registry, RegistryHandle};
 
 /// What the watcher compares to notice a changed file.
@@ -40,21 +40,27 @@ pub async fn watch_registry(
         let trigger = tokio::select! {
             biased;
             () = stop.stopped() => return,
-            Some(()) = recv_hangup(&mut hangups) => "sighup",
+            Some(()) = recv_hangup(&mut hangups) => ReloadTrigger::Sighup,
             _ = tick.tick() => {
                 let now = stamp(&path).await;
                 if now == last {
                     continue;
                 }
                 last = now;
-                "file_changed"
+                ReloadTrigger::FileChanged
             }
         };
         reload(&path, &handle, &metrics, trigger).await;
     }
 }
 
-async fn reload(path: &Path, handle: &RegistryHandle, metrics: &IngressMetrics, trigger: &str) {
+async fn reload(
+    path: &Path,
+    handle: &RegistryHandle,
+    metrics: &IngressMetrics,
+    trigger: ReloadTrigger,
+) {
+    let trigger = trigger.as_str();
     let owned = path.to_owned();
     let loaded = tokio::task::spawn_blocking(move || Registry::load(&owned)).await;
     match loaded {
@@ -66,15 +72,15 @@ async fn reload(path: &Path, handle: &RegistryHandle, metrics: &IngressMetrics, 
                 "workspace registry reloaded"
             );
             handle.replace(registry);
-            metrics.registry_reload("ok");
+            metrics.registry_reload(ReloadResult::Ok);
         }
         Ok(Err(err)) => {
             tracing::error!(trigger, cause = %err, "registry reload failed; keeping the previous registry");
-            metrics.registry_reload("error");
+            metrics.registry_reload(ReloadResult::Error);
         }
         Err(err) => {
             tracing::error!(trigger, cause = %err, "registry reload task failed; keeping the previous registry");
-            metrics.registry_reload("error");
+            metrics.registry_reload(ReloadResult::Error);
         }
     }
 }

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use shared::record::Trust;
 use shared::webhook::{RoutingKeys, ShapeError};
 
 use crate::metrics::TopicKind;
@@ -33,32 +34,50 @@ pub const REASON_FOREIGN_PHONE: &str =
 pub const REASON_NO_PHONE: &str = "no phone_number_id in body";
 pub const REASON_UNKNOWN_ACCOUNT: &str = "unknown business account id";
 
-pub use shared::record::SIGNED_BY_HEADER;
-
-/// Which secrets verified a delivery, which bounds where it may be routed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trust {
-    /// A global secret (Kapso or Meta): any workspace.
-    Global,
-    /// This workspace's own Kapso secret: this workspace only.
-    Workspace(Arc<str>),
+/// Why a record is diverted from the routed topic: its `reason_kind`, a
+/// fixed name that is safe in logs and labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Diversion {
+    /// Unrouted: a phone_number_id no workspace owns.
+    UnknownPhoneNumberId,
+    /// Unrouted: a number of another workspace than the signing secret's.
+    ForeignPhoneNumberId,
+    /// Unrouted: the body names no number (and no workspace secret signed it).
+    NoPhoneNumberId,
+    /// Unrouted: a Meta business account no workspace owns.
+    UnknownBusinessAccountId,
+    /// Dead letter: the body is not JSON.
+    NotJson,
+    /// Dead letter: JSON, but not a webhook shape we know.
+    UnexpectedShape,
 }
 
-impl Trust {
-    /// `global`, or `workspace:<id>`: the [`SIGNED_BY_HEADER`] value.
-    pub fn header_value(&self) -> String {
+impl Diversion {
+    pub const ALL: &[Diversion] = &[
+        Diversion::UnknownPhoneNumberId,
+        Diversion::ForeignPhoneNumberId,
+        Diversion::NoPhoneNumberId,
+        Diversion::UnknownBusinessAccountId,
+        Diversion::NotJson,
+        Diversion::UnexpectedShape,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Trust::Global => "global".to_owned(),
-            Trust::Workspace(ws) => format!("workspace:{ws}"),
+            Diversion::UnknownPhoneNumberId => "unknown_phone_number_id",
+            Diversion::ForeignPhoneNumberId => "foreign_phone_number_id",
+            Diversion::NoPhoneNumberId => "no_phone_number_id",
+            Diversion::UnknownBusinessAccountId => "unknown_business_account_id",
+            Diversion::NotJson => "not_json",
+            Diversion::UnexpectedShape => "unexpected_shape",
         }
     }
 
-    /// The inverse of [`Trust::header_value`]; `None` for anything else.
-    pub fn from_header_value(value: &str) -> Option<Self> {
-        match value.strip_prefix("workspace:") {
-            Some(ws) if !ws.is_empty() => Some(Trust::Workspace(Arc::from(ws))),
-            Some(_) => None,
-            None => (value == "global").then_some(Trust::Global),
+    /// The dead-letter reason of a body the parser refused.
+    pub fn of_shape_error(err: &ShapeError) -> Self {
+        match err {
+            ShapeError::NotJson(_) => Diversion::NotJson,
+            ShapeError::UnexpectedShape { .. } => Diversion::UnexpectedShape,
         }
     }
 }
@@ -77,7 +96,7 @@ pub struct PlannedRecord {
     /// Why the record is unrouted or dead-lettered (the reason header).
     pub reason: Option<String>,
     /// The same, as a fixed name that is safe in logs and labels.
-    pub reason_kind: Option<&'static str>,
+    pub reason_kind: Option<Diversion>,
 }
 
 /// Plans the records for a body, given what the parser found in it.
@@ -157,25 +176,19 @@ fn dead_letter(err: &ShapeError) -> PlannedRecord {
         workspace_id: None,
         phone_number_ids: Vec::new(),
         business_account_ids: Vec::new(),
-        reason_kind: Some(match err {
-            ShapeError::NotJson(_) => "not_json",
-            ShapeError::UnexpectedShape { .. } => "unexpected_shape",
-        }),
+        reason_kind: Some(Diversion::of_shape_error(err)),
         reason: Some(err.to_string()),
     }
 }
 
 /// (fixed name, header text) of each unrouted reason.
-const UNKNOWN_PHONE: (&str, &str) = ("unknown_phone_number_id", REASON_UNKNOWN_PHONE);
-const FOREIGN_PHONE: (&str, &str) = ("foreign_phone_number_id", REASON_FOREIGN_PHONE);
-const NO_PHONE: (&str, &str) = ("no_phone_number_id", REASON_NO_PHONE);
-const UNKNOWN_ACCOUNT: (&str, &str) = ("unknown_business_account_id", REASON_UNKNOWN_ACCOUNT);
+const UNKNOWN_PHONE: (Diversion, &str) = (Diversion::UnknownPhoneNumberId, REASON_UNKNOWN_PHONE);
+const FOREIGN_PHONE: (Diversion, &str) = (Diversion::ForeignPhoneNumberId, REASON_FOREIGN_PHONE);
+const NO_PHONE: (Diversion, &str) = (Diversion::NoPhoneNumberId, REASON_NO_PHONE);
+const UNKNOWN_ACCOUNT: (Diversion, &str) =
+    (Diversion::UnknownBusinessAccountId, REASON_UNKNOWN_ACCOUNT);
 
-fn unrouted(
-    key: String,
-    numbers: Vec<String>,
-    (kind, text): (&'static str, &str),
-) -> PlannedRecord {
+fn unrouted(key: String, numbers: Vec<String>, (kind, text): (Diversion, &str)) -> PlannedRecord {
     PlannedRecord {
         kind: TopicKind::Unrouted,
         key,
@@ -211,16 +224,6 @@ mod tests {
             .iter()
             .map(|r| (r.kind, r.key.clone(), r.phone_number_ids.clone()))
             .collect()
-    }
-
-    #[test]
-    fn trust_round_trips_through_its_header_value() {
-        for trust in [Trust::Global, Trust::Workspace(Arc::from("ws_a"))] {
-            assert_eq!(Trust::from_header_value(&trust.header_value()), Some(trust));
-        }
-        for bad in ["", "workspace:", "Global", "other"] {
-            assert_eq!(Trust::from_header_value(bad), None, "{bad}");
-        }
     }
 
     #[test]
@@ -265,7 +268,10 @@ mod tests {
             ]
         );
         assert_eq!(records[1].reason.as_deref(), Some(REASON_UNKNOWN_PHONE));
-        assert_eq!(records[1].reason_kind, Some("unknown_phone_number_id"));
+        assert_eq!(
+            records[1].reason_kind.map(Diversion::as_str),
+            Some("unknown_phone_number_id")
+        );
         assert_eq!(records[1].workspace_id, None);
     }
 
@@ -297,7 +303,10 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("not valid JSON"))
         );
-        assert_eq!(records[0].reason_kind, Some("not_json"));
+        assert_eq!(
+            records[0].reason_kind.map(Diversion::as_str),
+            Some("not_json")
+        );
     }
 
     #[test]
@@ -317,7 +326,10 @@ mod tests {
         assert_eq!(records[0].business_account_ids, ["waba1"]);
         let records = plan(keys(&["waba9"]), &registry, &Trust::Global);
         assert_eq!(records[0].kind, TopicKind::Unrouted);
-        assert_eq!(records[0].reason_kind, Some("unknown_business_account_id"));
+        assert_eq!(
+            records[0].reason_kind.map(Diversion::as_str),
+            Some("unknown_business_account_id")
+        );
     }
 
     #[test]

@@ -2,18 +2,19 @@
 //!
 //! Guarantees: the HMAC is checked over the exact raw body bytes, in constant
 //! time, against every configured secret of the source (rotation); a failure
-//! is reported by a [`SignatureError`] whose [`reason_label`] comes from a
+//! is reported by a [`SignatureError`] whose label, a
+//! [`SignatureFailure`](crate::metrics::SignatureFailure), comes from a
 //! fixed set. Nothing here reads the body as JSON: on the per-workspace Kapso
 //! route the secrets are chosen by the URL path, never by the body.
 
 use std::sync::Arc;
 
 use shared::config::Secret;
+use shared::record::Trust;
 use shared::signing::{SignatureError, verify_kapso, verify_meta};
 use warp::http::HeaderMap;
 
 use crate::registry::Registry;
-use crate::routing::Trust;
 
 pub const KAPSO_SIGNATURE_HEADER: &str = "x-webhook-signature";
 pub const META_SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -60,16 +61,6 @@ pub fn meta(headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Result<Trus
     verify_meta(header, body, &secrets).map(|()| Trust::Global)
 }
 
-/// The metric label and log field for a failure.
-pub fn reason_label(err: &SignatureError) -> &'static str {
-    match err {
-        SignatureError::Missing => "missing",
-        SignatureError::Malformed(_) => "malformed",
-        SignatureError::Mismatch => "mismatch",
-        SignatureError::NoSecret => "no_secret",
-    }
-}
-
 /// Compares the handshake token in constant time (for equal lengths).
 pub fn verify_token_matches(expected: &Secret, given: &str) -> bool {
     let (a, b) = (expected.expose().as_bytes(), given.as_bytes());
@@ -85,6 +76,7 @@ mod tests {
     use warp::http::HeaderValue;
 
     use super::*;
+    use crate::metrics::SignatureFailure;
 
     const BODY: &[u8] = b"{\"phone_number_id\":\"1\"}";
 
@@ -138,9 +130,9 @@ mod tests {
         assert_eq!(meta(&good, BODY, &secrets), Ok(Trust::Global));
         let bare = headers(META_SIGNATURE_HEADER, &kapso_signature("app", BODY));
         let err = meta(&bare, BODY, &secrets).expect_err("no prefix");
-        assert_eq!(reason_label(&err), "malformed");
+        assert_eq!(SignatureFailure::of(&err).as_str(), "malformed");
         let err = meta(&HeaderMap::new(), BODY, &secrets).expect_err("missing");
-        assert_eq!(reason_label(&err), "missing");
+        assert_eq!(SignatureFailure::of(&err).as_str(), "missing");
     }
 
     #[test]
@@ -151,7 +143,7 @@ mod tests {
             HeaderValue::from_bytes(b"\xff\xfe").expect("bytes"),
         );
         let err = kapso(&h, BODY, &[Secret::new("k")], &registry(), None).expect_err("bad");
-        assert_eq!(reason_label(&err), "malformed");
+        assert_eq!(SignatureFailure::of(&err).as_str(), "malformed");
     }
 
     #[test]

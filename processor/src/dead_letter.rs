@@ -9,15 +9,70 @@
 //! smaller `max.message.bytes`), a copy without the value is written instead,
 //! marked [`record::DLQ_VALUE_OMITTED_HEADER`]: its headers name the source
 //! record, which stays in the source topic for its retention. Either way the
-//! poison never blocks the partition.
+//! poison never blocks the partition. The copy's headers are written by
+//! [`record::DeadLetterOrigin`]; [`PoisonReason`] names why a record is here.
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared::record;
+
+/// Why a record goes to the dead-letter topic: the `reason` label of the
+/// dead-lettered counter and the first word of the reason header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PoisonReason {
+    /// The schema-version header is missing or names another version.
+    SchemaVersion,
+    /// The source header is missing or unknown.
+    Source,
+    /// Another contract header is malformed (not UTF-8, not a number, ...).
+    Headers,
+    /// The key (the workspace id) is missing or not UTF-8.
+    Key,
+    /// The record has no value.
+    Value,
+    /// The body is not a webhook shape we know.
+    Shape,
+    /// A message that names no customer at all.
+    UnattributableMessage,
+    /// The database refuses the record for good.
+    DatabasePermanent,
+}
+
+impl PoisonReason {
+    pub const ALL: &[PoisonReason] = &[
+        PoisonReason::SchemaVersion,
+        PoisonReason::Source,
+        PoisonReason::Headers,
+        PoisonReason::Key,
+        PoisonReason::Value,
+        PoisonReason::Shape,
+        PoisonReason::UnattributableMessage,
+        PoisonReason::DatabasePermanent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoisonReason::SchemaVersion => "schema_version",
+            PoisonReason::Source => "source",
+            PoisonReason::Headers => "headers",
+            PoisonReason::Key => "key",
+            PoisonReason::Value => "value",
+            PoisonReason::Shape => "shape",
+            PoisonReason::UnattributableMessage => "unattributable_message",
+            PoisonReason::DatabasePermanent => "database_permanent",
+        }
+    }
+}
+
+impl std::fmt::Display for PoisonReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A producer for the dead-letter topic.
 #[derive(Clone)]
@@ -94,33 +149,27 @@ fn is_too_large(e: &KafkaError) -> bool {
     )
 }
 
-/// The original headers plus the reason and the source coordinates.
+/// The original headers, verbatim, plus the reason and the source coordinates.
 fn copy_headers(message: &OwnedMessage, reason: &str, with_value: bool) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new();
-    if let Some(original) = message.headers() {
-        for h in original.iter() {
-            headers = headers.insert(Header {
-                key: h.key,
-                value: h.value,
-            });
-        }
+    let origin = record::DeadLetterOrigin {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        value_omitted: !with_value,
+    };
+    origin.append_to(record::copy_verbatim(message.headers()), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_poison_reason_has_its_own_label() {
+        let labels: HashSet<&str> = PoisonReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), PoisonReason::ALL.len());
+        assert!(labels.contains("database_permanent"));
     }
-    let partition = message.partition().to_string();
-    let offset = message.offset().to_string();
-    let mut pairs = vec![
-        (record::REASON_HEADER, reason),
-        (record::DLQ_SOURCE_TOPIC_HEADER, message.topic()),
-        (record::DLQ_SOURCE_PARTITION_HEADER, partition.as_str()),
-        (record::DLQ_SOURCE_OFFSET_HEADER, offset.as_str()),
-    ];
-    if !with_value {
-        pairs.push((record::DLQ_VALUE_OMITTED_HEADER, "too_large"));
-    }
-    for (key, value) in pairs {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    headers
 }

@@ -5,10 +5,16 @@
 //! record cannot be processed; poison records go to the dead-letter topic.
 //! A record holding a message that names no customer at all (no phone, no
 //! user id, no group) is poison (`unattributable_message`): storing the rest
-//! of it would lose that message without a trace.
+//! of it would lose that message without a trace. Headers are read only
+//! through [`RecordHeaders::from_kafka`]: a record that breaks the header
+//! contract is poison, named after the header at fault (`schema_version`,
+//! `source`, or `headers` for any other).
 
-use shared::record::{self, Source};
+use rdkafka::message::OwnedHeaders;
+use shared::record::{self, HeaderError, RecordHeaders};
 use shared::webhook::{self, Event, Scope};
+
+use crate::dead_letter::PoisonReason;
 
 /// The parts of a Kafka record the processor reads.
 #[derive(Debug, Clone, Copy)]
@@ -17,8 +23,8 @@ pub struct RawRecord<'a> {
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    /// Header lookup by name.
-    pub headers: &'a [(&'a str, &'a [u8])],
+    /// The record's headers, read through [`RecordHeaders::from_kafka`].
+    pub headers: Option<&'a OwnedHeaders>,
 }
 
 /// A decoded record: where it came from and what it says.
@@ -36,70 +42,61 @@ pub struct DecodedRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {detail}")]
 pub struct Poison {
-    pub kind: &'static str,
+    pub kind: PoisonReason,
     pub detail: String,
 }
 
-fn poison(kind: &'static str, detail: impl Into<String>) -> Poison {
+fn poison(kind: PoisonReason, detail: impl Into<String>) -> Poison {
     Poison {
         kind,
         detail: detail.into(),
     }
 }
 
-fn header<'a>(raw: &RawRecord<'a>, name: &str) -> Option<&'a str> {
-    raw.headers
-        .iter()
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+/// A contract violation is poison, named after the header at fault.
+fn header_poison(err: &HeaderError) -> Poison {
+    let kind = match err.header() {
+        record::SCHEMA_VERSION_HEADER => PoisonReason::SchemaVersion,
+        record::SOURCE_HEADER => PoisonReason::Source,
+        _ => PoisonReason::Headers,
+    };
+    poison(kind, err.to_string())
 }
 
 /// Decodes one record.
 pub fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
-    let version = header(raw, record::SCHEMA_VERSION_HEADER);
-    if version != Some(record::SCHEMA_VERSION) {
-        return Err(poison(
-            "schema_version",
-            format!("unsupported schema version {version:?}"),
-        ));
+    let headers = match raw.headers {
+        Some(headers) => RecordHeaders::from_kafka(headers),
+        None => Err(HeaderError::Missing(record::SCHEMA_VERSION_HEADER)),
     }
-    let source = header(raw, record::SOURCE_HEADER)
-        .and_then(Source::parse)
-        .ok_or_else(|| poison("source", "missing or unknown source header"))?;
+    .map_err(|err| header_poison(&err))?;
     let workspace_id = raw
         .key
         .and_then(|k| std::str::from_utf8(k).ok())
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| poison("key", "record key (workspace id) is missing or not UTF-8"))?
+        .ok_or_else(|| {
+            poison(
+                PoisonReason::Key,
+                "record key (workspace id) is missing or not UTF-8",
+            )
+        })?
         .to_owned();
     let body = raw
         .value
-        .ok_or_else(|| poison("value", "record has no value"))?;
-    let list = |name: &str| -> Vec<String> {
-        header(raw, name)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let received_at_ms: Option<i64> =
-        header(raw, record::RECEIVED_AT_HEADER).and_then(|v| v.parse().ok());
+        .ok_or_else(|| poison(PoisonReason::Value, "record has no value"))?;
+    let received_at_ms = headers.received_at_ms;
     let scope = Scope {
-        phone_number_ids: list(record::PHONE_NUMBER_IDS_HEADER),
-        business_account_ids: list(record::BUSINESS_ACCOUNT_IDS_HEADER),
+        phone_number_ids: headers.phone_number_ids,
+        business_account_ids: headers.business_account_ids,
         fallback_timestamp: received_at_ms.map(|ms| ms.div_euclid(1000)),
     };
-    let event_type = header(raw, record::EVENT_HEADER);
-    let events = webhook::normalize_in(source, event_type, body, &scope)
-        .map_err(|e| poison("shape", e.to_string()))?;
+    let event_type = headers.event.as_deref();
+    let events = webhook::normalize_in(headers.source, event_type, body, &scope)
+        .map_err(|e| poison(PoisonReason::Shape, e.to_string()))?;
     let unattributable = |e: &Event| matches!(e, Event::Message(m) if !m.contact().is_known() && m.group_id.is_none());
     if let Some(n) = events.iter().position(unattributable) {
         return Err(poison(
-            "unattributable_message",
+            PoisonReason::UnattributableMessage,
             format!("event {n} is a message that names no customer (no phone, user id or group)"),
         ));
     }
@@ -114,28 +111,35 @@ pub fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
 
 #[cfg(test)]
 mod tests {
+    use rdkafka::message::Header;
+
     use super::*;
 
-    fn headers(source: &str) -> Vec<(&'static str, &[u8])> {
-        let src: &'static str = if source == "kapso" { "kapso" } else { "bogus" };
-        vec![
-            (record::SCHEMA_VERSION_HEADER, b"1".as_slice()),
-            (record::SOURCE_HEADER, src.as_bytes()),
-            (record::RECEIVED_AT_HEADER, b"1700000000000".as_slice()),
-        ]
+    fn owned(pairs: &[(&str, &str)]) -> OwnedHeaders {
+        pairs.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(*value),
+            })
+        })
     }
 
-    fn raw<'a>(
-        h: &'a [(&'a str, &'a [u8])],
-        key: Option<&'a [u8]>,
-        value: &'a [u8],
-    ) -> RawRecord<'a> {
+    fn headers(source: &str) -> OwnedHeaders {
+        let src: &'static str = if source == "kapso" { "kapso" } else { "bogus" };
+        owned(&[
+            (record::SCHEMA_VERSION_HEADER, "1"),
+            (record::SOURCE_HEADER, src),
+            (record::RECEIVED_AT_HEADER, "1700000000000"),
+        ])
+    }
+
+    fn raw<'a>(h: &'a OwnedHeaders, key: Option<&'a [u8]>, value: &'a [u8]) -> RawRecord<'a> {
         RawRecord {
             partition: 0,
             offset: 7,
             key,
             value: Some(value),
-            headers: h,
+            headers: Some(h),
         }
     }
 
@@ -143,7 +147,7 @@ mod tests {
     fn a_record_without_workspace_key_is_poison() {
         let h = headers("kapso");
         let err = decode(&raw(&h, None, b"{}")).expect_err("poison");
-        assert_eq!(err.kind, "key");
+        assert_eq!(err.kind.as_str(), "key");
     }
 
     #[test]
@@ -152,7 +156,8 @@ mod tests {
         assert_eq!(
             decode(&raw(&h, Some(b"ws"), b"{}"))
                 .expect_err("poison")
-                .kind,
+                .kind
+                .as_str(),
             "source"
         );
     }
@@ -163,7 +168,8 @@ mod tests {
         assert_eq!(
             decode(&raw(&h, Some(b"ws"), b"\xff\xfe not json"))
                 .expect_err("poison")
-                .kind,
+                .kind
+                .as_str(),
             "shape"
         );
     }
@@ -175,7 +181,7 @@ mod tests {
             "timestamp": "1700000000", "type": "text", "text": {"body": "hi"},
             "kapso": {"direction": "inbound"}}}"#;
         let err = decode(&raw(&h, Some(b"ws"), body)).expect_err("poison");
-        assert_eq!(err.kind, "unattributable_message");
+        assert_eq!(err.kind.as_str(), "unattributable_message");
     }
 
     #[test]
@@ -193,12 +199,24 @@ mod tests {
 
     #[test]
     fn a_missing_schema_version_is_poison() {
-        let h = vec![(record::SOURCE_HEADER, b"kapso".as_slice())];
+        let h = owned(&[(record::SOURCE_HEADER, "kapso")]);
         assert_eq!(
             decode(&raw(&h, Some(b"ws"), b"{}"))
                 .expect_err("poison")
-                .kind,
+                .kind
+                .as_str(),
             "schema_version"
         );
+    }
+
+    #[test]
+    fn a_malformed_optional_header_is_poison_not_read_as_absent() {
+        let h = owned(&[
+            (record::SCHEMA_VERSION_HEADER, "1"),
+            (record::SOURCE_HEADER, "kapso"),
+            (record::RECEIVED_AT_HEADER, "soon"),
+        ]);
+        let err = decode(&raw(&h, Some(b"ws"), b"{}")).expect_err("poison");
+        assert_eq!(err.kind, PoisonReason::Headers);
     }
 }

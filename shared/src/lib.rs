@@ -13,8 +13,9 @@
 //! - [`mask`]: phone-number masking for logs.
 //! - [`ids`]: deterministic UUIDv5 ids for contacts and conversations.
 //! - [`signing`]: HMAC-SHA256 webhook signatures (Kapso and Meta formats).
-//! - [`record`]: the Kafka record contract (header names, schema version)
-//!   between ingress and processor, documented in `schemas/kafka-record.schema.json`.
+//! - [`record`]: the Kafka record contract between ingress and processor:
+//!   header names, schema version, and `RecordHeaders`, the one writer and
+//!   reader of the headers (documented in `schemas/kafka-record.schema.json`).
 //! - [`webhook`]: the Kapso and Meta payload model, routing extraction and the
 //!   normaliser that turns a payload into [`webhook::Event`]s.
 //! - [`shutdown`]: a signal future for graceful shutdown.

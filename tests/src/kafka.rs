@@ -172,9 +172,24 @@ pub async fn produce(
             value: Some(v.as_bytes()),
         });
     }
+    produce_headers(producer, topic, key, value, hs).await
+}
+
+/// Produces one record with the given headers (for contract headers, from
+/// `RecordHeaders::to_kafka`) and waits for the broker's ack.
+pub async fn produce_headers(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+    headers: rdkafka::message::OwnedHeaders,
+) -> anyhow::Result<(i32, i64)> {
     let delivery = producer
         .send(
-            FutureRecord::to(topic).key(key).payload(value).headers(hs),
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(value)
+                .headers(headers),
             Duration::from_secs(10),
         )
         .await

@@ -10,7 +10,7 @@ use processor::config::ProcessorConfig;
 use processor::pipeline::faults::Faults;
 use rdkafka::producer::FutureProducer;
 use scylla::client::session::Session;
-use shared::record::Source;
+use shared::record::{RecordHeaders, Source};
 
 use crate::{cql, kafka, unique_name, webhooks};
 
@@ -68,13 +68,22 @@ impl ProcessorEnv {
         body: &[u8],
     ) -> anyhow::Result<(i32, i64)> {
         let headers = webhooks::record_headers(Source::Meta, workspace_id, phone_number_id);
-        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        kafka::produce(
+        self.produce_record(workspace_id, body, &headers).await
+    }
+
+    /// Writes a record with contract headers (written by `RecordHeaders`).
+    pub async fn produce_record(
+        &self,
+        key: &str,
+        body: &[u8],
+        headers: &RecordHeaders,
+    ) -> anyhow::Result<(i32, i64)> {
+        kafka::produce_headers(
             &self.producer,
             &self.cfg.kafka.webhook_topic,
-            workspace_id,
+            key,
             body,
-            &refs,
+            headers.to_kafka(),
         )
         .await
     }

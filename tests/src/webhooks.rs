@@ -2,7 +2,7 @@
 //! would write for them, for tests and benchmarks.
 
 use serde_json::{Value, json};
-use shared::record::{self, Source};
+use shared::record::{self, RecordHeaders, Source};
 
 /// An inbound text message for [`meta_body`].
 #[derive(Debug, Clone)]
@@ -73,25 +73,14 @@ pub fn meta_body(phone_number_id: &str, messages: &[Inbound], statuses: &[Status
 }
 
 /// The headers the ingress writes for a routed record.
-pub fn record_headers(
-    source: Source,
-    workspace_id: &str,
-    phone_number_ids: &str,
-) -> Vec<(&'static str, String)> {
-    vec![
-        (record::SOURCE_HEADER, source.as_str().to_owned()),
-        (record::EVENT_HEADER, record::META_EVENT.to_owned()),
-        (
-            record::IDEMPOTENCY_KEY_HEADER,
-            uuid::Uuid::new_v4().to_string(),
-        ),
-        (record::WORKSPACE_HEADER, workspace_id.to_owned()),
-        (record::PHONE_NUMBER_IDS_HEADER, phone_number_ids.to_owned()),
-        (record::RECEIVED_AT_HEADER, record::now_ms().to_string()),
-        (record::CONTENT_TYPE_HEADER, "application/json".to_owned()),
-        (
-            record::SCHEMA_VERSION_HEADER,
-            record::SCHEMA_VERSION.to_owned(),
-        ),
-    ]
+pub fn record_headers(source: Source, workspace_id: &str, phone_number_id: &str) -> RecordHeaders {
+    RecordHeaders {
+        event: Some(record::META_EVENT.to_owned()),
+        idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+        received_at_ms: Some(record::now_ms()),
+        content_type: Some("application/json".to_owned()),
+        phone_number_ids: vec![phone_number_id.to_owned()],
+        workspace_id: Some(workspace_id.to_owned()),
+        ..RecordHeaders::new(source)
+    }
 }

@@ -22,6 +22,7 @@ use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
 use inboxflow_tests::{kafka, poll};
 use processor::app::RunningProcessor;
 use serde_json::Value;
+use shared::record;
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -450,8 +451,8 @@ async fn drive_traffic(
             4 => responses.push(ingress.post_meta(&unknown_message_type_body(round)).await?),
             5 => {
                 let headers = [
-                    ("inboxflow-schema-version", "1"),
-                    ("inboxflow-source", "meta"),
+                    (record::SCHEMA_VERSION_HEADER, "1"),
+                    (record::SOURCE_HEADER, "meta"),
                 ];
                 kafka::produce(
                     &producer,

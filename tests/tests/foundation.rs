@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use inboxflow_tests::{cql, kafka, unique_name};
 use processor::config::ProcessorConfig;
+use shared::record;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_produced_to_kafka_is_consumed_with_key_value_and_headers() -> anyhow::Result<()> {
@@ -16,14 +17,14 @@ async fn a_record_produced_to_kafka_is_consumed_with_key_value_and_headers() -> 
         &topic,
         "ws_1",
         b"{\"hello\":\"kafka\"}",
-        &[("inboxflow-source", "kapso")],
+        &[(record::SOURCE_HEADER, "kapso")],
     )
     .await?;
 
     let records = kafka::read_records(&topic, 1, Duration::from_secs(30))?;
     assert_eq!(records[0].key.as_deref(), Some("ws_1"));
     assert_eq!(records[0].value, b"{\"hello\":\"kafka\"}");
-    assert_eq!(records[0].headers["inboxflow-source"], "kapso");
+    assert_eq!(records[0].headers[record::SOURCE_HEADER], "kapso");
     Ok(())
 }
 

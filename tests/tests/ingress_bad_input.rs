@@ -18,6 +18,7 @@ use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body};
 use processor::app::RunningProcessor;
+use processor::dead_letter::PoisonReason;
 use processor::pipeline::faults::Faults;
 use serde_json::json;
 use shared::signing::{kapso_signature, meta_signature};
@@ -372,13 +373,14 @@ async fn wrong_types_missing_fields_and_unknown_events_are_accepted_never_a_500(
         skipped >= 4,
         "the odd events were counted and skipped: {skipped}"
     );
-    let poison: u64 = ["schema_version", "source", "key", "value", "shape"]
+    let poison: u64 = PoisonReason::ALL
         .iter()
-        .map(|kind| {
+        .filter(|reason| **reason != PoisonReason::UnattributableMessage)
+        .map(|reason| {
             running
                 .metrics
                 .dead_lettered
-                .with_label_values(&[*kind])
+                .with_label_values(&[reason.as_str()])
                 .get()
         })
         .sum();

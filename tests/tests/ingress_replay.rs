@@ -13,8 +13,8 @@ use inboxflow_tests::ingress::{
 use inboxflow_tests::kafka::{self, ReadRecord};
 use ingress::registry::Registry;
 use ingress::replay::{REPLAYED_FROM_HEADER, ReplayOptions, ReplayReport, replay};
-use ingress::routing::SIGNED_BY_HEADER;
 use shared::record;
+use shared::record::SIGNED_BY_HEADER;
 
 const NEW_PHONE: &str = "300000000000007";
 const OTHER_PHONE: &str = "300000000000008";

@@ -10,11 +10,11 @@ use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body, record_headers};
 use processor::pipeline::faults::Faults;
-use shared::record::Source;
+use shared::record::{self, RecordHeaders, Source};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn headers(ws: &str, pn: &str) -> Vec<(&'static str, String)> {
+fn headers(ws: &str, pn: &str) -> RecordHeaders {
     record_headers(Source::Kapso, ws, pn)
 }
 
@@ -26,8 +26,7 @@ async fn a_two_megabyte_poison_record_is_dead_lettered_whole_and_the_next_webhoo
     let junk = "x".repeat(2 * 1024 * 1024);
     let poison = format!(r#"{{"phone_number_id": "pn-big", "junk": "{junk}"}}"#);
     let h = headers("ws_big", "pn-big");
-    let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, poison_offset) = env.produce_raw("ws_big", poison.as_bytes(), &refs).await?;
+    let (_, poison_offset) = env.produce_record("ws_big", poison.as_bytes(), &h).await?;
     let next = meta_body(
         "pn-big",
         &[Inbound::new("wamid.after", "5511900000009", 1_700_000_000)],
@@ -46,10 +45,14 @@ async fn a_two_megabyte_poison_record_is_dead_lettered_whole_and_the_next_webhoo
         "the dead letter keeps the whole body"
     );
     assert_eq!(
-        dlq[0].headers["inboxflow-dlq-source-offset"],
+        dlq[0].headers[record::DLQ_SOURCE_OFFSET_HEADER],
         poison_offset.to_string()
     );
-    assert!(!dlq[0].headers.contains_key("inboxflow-dlq-value-omitted"));
+    assert!(
+        !dlq[0]
+            .headers
+            .contains_key(record::DLQ_VALUE_OMITTED_HEADER)
+    );
     running.stop().await?;
     env.cleanup().await
 }
@@ -90,13 +93,13 @@ async fn a_record_the_database_refuses_for_good_is_dead_lettered_and_the_rest_ar
     assert_eq!(stored, ["wamid.good1", "wamid.good2", "wamid.good3"]);
     let dlq = kafka::read_records(&env.cfg.kafka.dead_letter_topic, 1, WAIT)?;
     assert_eq!(
-        dlq[0].headers["inboxflow-dlq-source-offset"],
+        dlq[0].headers[record::DLQ_SOURCE_OFFSET_HEADER],
         bad_offset.to_string()
     );
     assert!(
-        dlq[0].headers["inboxflow-reason"].starts_with("database refused the record"),
+        dlq[0].headers[record::REASON_HEADER].starts_with("database refused the record"),
         "{:?}",
-        dlq[0].headers["inboxflow-reason"]
+        dlq[0].headers[record::REASON_HEADER]
     );
     assert_eq!(
         env.unread_total("ws_a").await?,

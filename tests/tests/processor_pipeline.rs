@@ -10,7 +10,7 @@ use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
 use processor::decode::DecodedRecord;
 use processor::pipeline::{self, faults::Faults};
 use processor::store::{DbStats, Store};
-use shared::record::Source;
+use shared::record::{self, Source};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -194,8 +194,8 @@ async fn a_poison_record_goes_to_the_dead_letter_topic_and_does_not_block_the_pa
             "ws_p",
             b"not json at all",
             &[
-                ("inboxflow-schema-version", "1"),
-                ("inboxflow-source", "meta"),
+                (record::SCHEMA_VERSION_HEADER, "1"),
+                (record::SOURCE_HEADER, "meta"),
             ],
         )
         .await?;
@@ -218,15 +218,15 @@ async fn a_poison_record_goes_to_the_dead_letter_topic_and_does_not_block_the_pa
     assert_eq!(dlq[0].value, b"not json at all");
     assert_eq!(dlq[0].key.as_deref(), Some("ws_p"));
     assert_eq!(
-        dlq[0].headers["inboxflow-dlq-source-topic"],
+        dlq[0].headers[record::DLQ_SOURCE_TOPIC_HEADER],
         env.cfg.kafka.webhook_topic
     );
     assert_eq!(
-        dlq[0].headers["inboxflow-dlq-source-offset"],
+        dlq[0].headers[record::DLQ_SOURCE_OFFSET_HEADER],
         poison_offset.to_string()
     );
     assert!(
-        dlq[0].headers["inboxflow-reason"].starts_with("shape"),
+        dlq[0].headers[record::REASON_HEADER].starts_with("shape"),
         "{:?}",
         dlq[0].headers
     );

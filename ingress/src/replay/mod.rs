@@ -14,12 +14,15 @@
 //! registry, exactly as the ingress routes a delivery ([`routing::plan`]),
 //! restricted to the phone_number_ids the record was about (its
 //! `inboxflow-phone-number-ids` header, when not empty) and within the trust
-//! it was verified with (its [`SIGNED_BY_HEADER`]): a body signed with one
+//! it was verified with (its [`shared::record::SIGNED_BY_HEADER`]): a body signed with one
 //! workspace's own Kapso secret is never replayed into another workspace.
-//! Routed copies keep the original headers (received-at, idempotency key,
-//! source, event, content type, schema version, signer), get the new
-//! workspace and numbers, lose the previous hop's reason and dead-letter
-//! headers, and gain [`REPLAYED_FROM_HEADER`] = `<topic>/<partition>/<offset>`.
+//! Routed copies keep the original's contract headers (received-at,
+//! idempotency key, source, event, content type, schema version, signer),
+//! get the new workspace and numbers, lose the previous hop's reason and
+//! dead-letter headers, and gain [`REPLAYED_FROM_HEADER`] =
+//! `<topic>/<partition>/<offset>`. Headers are read and written only through
+//! [`shared::record::RecordHeaders`], so a header outside the contract is
+//! not copied.
 //!
 //! A record that still cannot be routed (a number still unknown, a body the
 //! parser still refuses, a header missing) is never written anywhere. By

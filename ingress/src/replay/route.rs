@@ -1,27 +1,15 @@
 //! One source record routed again: which records it becomes, with which
 //! headers, or why it still cannot be routed. Pure apart from the registry
-//! snapshot it is given.
+//! snapshot it is given. Headers are read and written only through
+//! [`RecordHeaders`].
 
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use shared::record::{self, Source};
-use shared::webhook::{RoutingKeys, routing_keys};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use shared::record::{RecordHeaders, Source, Trust};
+use shared::webhook::{RoutingKeys, ShapeError, routing_keys};
 
-use super::REPLAYED_FROM_HEADER;
 use crate::metrics::TopicKind;
 use crate::registry::Registry;
-use crate::routing::{self, PlannedRecord, SIGNED_BY_HEADER, Trust};
-
-/// Headers that describe the previous hop, not the webhook: never copied.
-const DROPPED_HEADERS: &[&str] = &[
-    record::WORKSPACE_HEADER,
-    record::PHONE_NUMBER_IDS_HEADER,
-    record::BUSINESS_ACCOUNT_IDS_HEADER,
-    record::REASON_HEADER,
-    record::DLQ_SOURCE_TOPIC_HEADER,
-    record::DLQ_SOURCE_PARTITION_HEADER,
-    record::DLQ_SOURCE_OFFSET_HEADER,
-    REPLAYED_FROM_HEADER,
-];
+use crate::routing::{self, PlannedRecord};
 
 /// The records one source record becomes, or why it cannot be replayed.
 #[derive(Debug)]
@@ -29,68 +17,28 @@ pub(super) struct Routed {
     pub(super) records: Vec<PlannedRecord>,
     /// Why part (or all) of it is still unroutable.
     pub(super) unroutable: Option<String>,
+    /// The source record's headers, the base of each copy's (`None` when
+    /// the record was refused before routing).
+    pub(super) headers: Option<RecordHeaders>,
+}
+
+impl Routed {
+    fn refused(reason: String) -> Self {
+        Self {
+            records: Vec::new(),
+            unroutable: Some(reason),
+            headers: None,
+        }
+    }
 }
 
 /// Routes a source record again (pure apart from the registry).
 pub(super) fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
-    let refuse = |reason: &str| Routed {
-        records: Vec::new(),
-        unroutable: Some(reason.to_owned()),
+    let (headers, trust, body) = match read(message) {
+        Ok(read) => read,
+        Err(reason) => return Routed::refused(reason),
     };
-    let header = |name: &str| -> Option<&str> {
-        message
-            .headers()?
-            .iter()
-            .find(|h| h.key == name)
-            .and_then(|h| std::str::from_utf8(h.value?).ok())
-    };
-    if header(record::SCHEMA_VERSION_HEADER) != Some(record::SCHEMA_VERSION) {
-        return refuse("missing or unsupported inboxflow-schema-version header");
-    }
-    let Some(source) = header(record::SOURCE_HEADER).and_then(Source::parse) else {
-        return refuse("missing or unknown inboxflow-source header");
-    };
-    let trust = match (header(SIGNED_BY_HEADER), source) {
-        (Some(value), _) => match Trust::from_header_value(value) {
-            Some(trust) => trust,
-            None => return refuse("malformed inboxflow-signed-by header"),
-        },
-        // Meta deliveries are only ever verified with global secrets.
-        (None, Source::Meta) => Trust::Global,
-        (None, Source::Kapso) => {
-            return refuse(
-                "no inboxflow-signed-by header: which Kapso secret verified the body is unknown",
-            );
-        }
-    };
-    let Some(body) = message.payload() else {
-        return refuse("record has no value");
-    };
-    let list = |name: &str| -> Vec<String> {
-        header(name)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let listed = RoutingKeys {
-        phone_number_ids: list(record::PHONE_NUMBER_IDS_HEADER),
-        business_account_ids: list(record::BUSINESS_ACCOUNT_IDS_HEADER),
-    };
-    let parsed = routing_keys(source, body).map(|keys| {
-        if listed.is_empty() {
-            return keys;
-        }
-        let keep = |ids: Vec<String>, listed: &[String]| -> Vec<String> {
-            ids.into_iter().filter(|id| listed.contains(id)).collect()
-        };
-        RoutingKeys {
-            phone_number_ids: keep(keys.phone_number_ids, &listed.phone_number_ids),
-            business_account_ids: keep(keys.business_account_ids, &listed.business_account_ids),
-        }
-    });
+    let parsed = restricted_keys(&headers, body);
     let plan = routing::plan(parsed, registry, &trust);
     let (records, rest): (Vec<_>, Vec<_>) =
         plan.into_iter().partition(|r| r.kind == TopicKind::Routed);
@@ -102,49 +50,70 @@ pub(super) fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
     Routed {
         records,
         unroutable,
+        headers: Some(headers),
     }
 }
 
-/// The headers of a replayed copy of `message` routed as `planned`.
+/// The source record's headers, its trust and its body, or why it cannot
+/// be replayed.
+fn read(message: &OwnedMessage) -> Result<(RecordHeaders, Trust, &[u8]), String> {
+    let headers = RecordHeaders::from_message(message).map_err(|err| err.to_string())?;
+    let trust = trust_of(&headers)?;
+    let body = message.payload().ok_or("record has no value")?;
+    Ok((headers, trust, body))
+}
+
+fn trust_of(headers: &RecordHeaders) -> Result<Trust, String> {
+    match (&headers.signed_by, headers.source) {
+        (Some(trust), _) => Ok(trust.clone()),
+        // Meta deliveries are only ever verified with global secrets.
+        (None, Source::Meta) => Ok(Trust::Global),
+        (None, Source::Kapso) => Err(
+            "no inboxflow-signed-by header: which Kapso secret verified the body is unknown"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The body's routing keys, restricted to the ids the record was about
+/// (when it lists any).
+fn restricted_keys(headers: &RecordHeaders, body: &[u8]) -> Result<RoutingKeys, ShapeError> {
+    let listed = RoutingKeys {
+        phone_number_ids: headers.phone_number_ids.clone(),
+        business_account_ids: headers.business_account_ids.clone(),
+    };
+    routing_keys(headers.source, body).map(|keys| {
+        if listed.is_empty() {
+            return keys;
+        }
+        let keep = |ids: Vec<String>, listed: &[String]| -> Vec<String> {
+            ids.into_iter().filter(|id| listed.contains(id)).collect()
+        };
+        RoutingKeys {
+            phone_number_ids: keep(keys.phone_number_ids, &listed.phone_number_ids),
+            business_account_ids: keep(keys.business_account_ids, &listed.business_account_ids),
+        }
+    })
+}
+
+/// The headers of a replayed copy routed as `planned`: the original's,
+/// with the new routing, without the previous hop's reason and dead-letter
+/// origin, and naming the copy replayed.
 pub(super) fn replay_headers(
-    message: &OwnedMessage,
+    original: &RecordHeaders,
     planned: &PlannedRecord,
     replayed_from: &str,
 ) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new();
-    if let Some(original) = message.headers() {
-        for h in original.iter() {
-            if !DROPPED_HEADERS.contains(&h.key) {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
+    RecordHeaders {
+        phone_number_ids: planned.phone_number_ids.clone(),
+        business_account_ids: planned.business_account_ids.clone(),
+        workspace_id: planned.workspace_id.as_deref().map(str::to_owned),
+        reason: None,
+        replayed_from: Some(replayed_from.to_owned()),
+        dead_letter: None,
+        ..original.clone()
     }
-    let phone_ids = planned.phone_number_ids.join(",");
-    let account_ids = planned.business_account_ids.join(",");
-    if !account_ids.is_empty() {
-        headers = headers.insert(Header {
-            key: record::BUSINESS_ACCOUNT_IDS_HEADER,
-            value: Some(account_ids.as_bytes()),
-        });
-    }
-    if let Some(ws) = &planned.workspace_id {
-        headers = headers.insert(Header {
-            key: record::WORKSPACE_HEADER,
-            value: Some(ws.as_bytes()),
-        });
-    }
-    headers
-        .insert(Header {
-            key: record::PHONE_NUMBER_IDS_HEADER,
-            value: Some(phone_ids.as_bytes()),
-        })
-        .insert(Header {
-            key: REPLAYED_FROM_HEADER,
-            value: Some(replayed_from.as_bytes()),
-        })
+    .to_kafka()
 }
 
 #[cfg(test)]
@@ -152,6 +121,8 @@ mod tests {
     use std::collections::HashMap;
 
     use rdkafka::Timestamp;
+    use rdkafka::message::{Header, Headers};
+    use shared::record::{self, REPLAYED_FROM_HEADER, SIGNED_BY_HEADER};
 
     use super::*;
 
@@ -264,7 +235,8 @@ mod tests {
     fn replayed_headers_keep_the_original_and_name_their_source() {
         let m = message(&meta_body(&["2"]), &unrouted_headers("meta", "2"));
         let routed = route(&m, &registry());
-        let headers = replay_headers(&m, &routed.records[0], "unrouted/0/42");
+        let original = routed.headers.as_ref().expect("routed");
+        let headers = replay_headers(original, &routed.records[0], "unrouted/0/42");
         let map: HashMap<&str, &str> = headers
             .iter()
             .map(|h| {

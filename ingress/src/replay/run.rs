@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::future::try_join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -45,58 +45,30 @@ struct Window {
     commit_next: Option<i64>,
 }
 
+/// Whether to go on reading the partition after a record.
+enum Next {
+    Continue,
+    Stop,
+}
+
 impl Run<'_> {
     /// Replays one partition from `range.start` towards `range.end`.
     pub(super) async fn partition(&mut self, range: &Range) -> anyhow::Result<()> {
-        let topic = self.options.from_topic.clone();
         if range.start >= range.end {
             return Ok(());
         }
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&topic, range.partition, Offset::Offset(range.start))?;
-        self.consumer
-            .assign(&assignment)
-            .with_context(|| format!("assigning {topic}/{}", range.partition))?;
+        self.assign(range)?;
         let mut next = range.start;
         let mut window = Window::default();
         while next < range.end && self.options.max.is_none_or(|max| self.report.read < max) {
-            let message = tokio::time::timeout(RECORD_TIMEOUT, self.consumer.recv())
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "no record arrived from {topic}/{} at offset {next} within {RECORD_TIMEOUT:?}",
-                        range.partition
-                    )
-                })?
-                .with_context(|| format!("reading {topic}/{}", range.partition))?
-                .detach();
+            let message = self.receive(range.partition, next).await?;
             if message.partition() != range.partition || message.offset() < next {
                 continue;
             }
             next = message.offset() + 1;
-            let routed = route(&message, self.registry);
-            if let Some(reason) = &routed.unroutable {
-                let stop = Unroutable {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    reason: reason.clone(),
-                };
-                if !self.options.skip_unroutable {
-                    tracing::warn!(partition = stop.partition, offset = stop.offset, reason = %stop.reason, "record still unroutable; stopping before it");
-                    self.report.stopped_at = Some(stop);
-                    break;
-                }
-                tracing::warn!(partition = stop.partition, offset = stop.offset, reason = %stop.reason, "record still unroutable; skipped");
-                self.report.skipped += 1;
-            } else {
-                self.report.replayed += 1;
+            if let Next::Stop = self.replay_record(&mut window, &message).await? {
+                break;
             }
-            let replayed_from = format!("{topic}/{}/{}", message.partition(), message.offset());
-            for planned in &routed.records {
-                self.send(&mut window, &message, planned, &replayed_from)
-                    .await?;
-            }
-            self.report.read += 1;
             window.handled += 1;
             window.commit_next = Some(next);
             if window.deliveries.len() >= WINDOW_RECORDS || window.bytes >= WINDOW_BYTES {
@@ -110,20 +82,92 @@ impl Run<'_> {
         Ok(())
     }
 
+    fn assign(&self, range: &Range) -> anyhow::Result<()> {
+        let topic = &self.options.from_topic;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, range.partition, Offset::Offset(range.start))?;
+        self.consumer
+            .assign(&assignment)
+            .with_context(|| format!("assigning {topic}/{}", range.partition))
+    }
+
+    /// The next record of the assigned partition, within [`RECORD_TIMEOUT`].
+    async fn receive(&self, partition: i32, next: i64) -> anyhow::Result<OwnedMessage> {
+        let topic = &self.options.from_topic;
+        let message = tokio::time::timeout(RECORD_TIMEOUT, self.consumer.recv())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no record arrived from {topic}/{partition} at offset {next} within {RECORD_TIMEOUT:?}"
+                )
+            })?
+            .with_context(|| format!("reading {topic}/{partition}"))?;
+        Ok(message.detach())
+    }
+
+    /// Routes one record and queues its copies; `Stop` before a record that
+    /// is still unroutable, unless those are skipped.
+    async fn replay_record(
+        &mut self,
+        window: &mut Window,
+        message: &OwnedMessage,
+    ) -> anyhow::Result<Next> {
+        let routed = route(message, self.registry);
+        match &routed.unroutable {
+            Some(reason) => {
+                if let Next::Stop = self.unroutable(message, reason) {
+                    return Ok(Next::Stop);
+                }
+            }
+            None => self.report.replayed += 1,
+        }
+        if let Some(original) = &routed.headers {
+            let replayed_from = format!(
+                "{}/{}/{}",
+                self.options.from_topic,
+                message.partition(),
+                message.offset()
+            );
+            for planned in &routed.records {
+                let headers = replay_headers(original, planned, &replayed_from);
+                self.send(window, message, planned, headers).await?;
+            }
+        }
+        self.report.read += 1;
+        Ok(Next::Continue)
+    }
+
+    /// Records a still unroutable record: the stop, or one more skipped.
+    fn unroutable(&mut self, message: &OwnedMessage, reason: &str) -> Next {
+        let stop = Unroutable {
+            partition: message.partition(),
+            offset: message.offset(),
+            reason: reason.to_owned(),
+        };
+        if !self.options.skip_unroutable {
+            tracing::warn!(partition = stop.partition, offset = stop.offset, reason = %stop.reason, "record still unroutable; stopping before it");
+            self.report.stopped_at = Some(stop);
+            return Next::Stop;
+        }
+        tracing::warn!(partition = stop.partition, offset = stop.offset, reason = %stop.reason, "record still unroutable; skipped");
+        self.report.skipped += 1;
+        Next::Continue
+    }
+
     /// Queues one routed copy (settling the window first when the queue is full).
     async fn send(
         &mut self,
         window: &mut Window,
         message: &OwnedMessage,
         planned: &PlannedRecord,
-        replayed_from: &str,
+        headers: OwnedHeaders,
     ) -> anyhow::Result<()> {
         let body = message.payload().unwrap_or_default();
         loop {
             let record = FutureRecord::to(self.target)
                 .key(planned.key.as_str())
                 .payload(body)
-                .headers(replay_headers(message, planned, replayed_from));
+                .headers(headers.clone());
             match self.producer.send_result(record) {
                 Ok(delivery) => {
                     window.deliveries.push(delivery);

@@ -8,26 +8,23 @@
 //! write is idempotent), for as long as it takes. On a permanent one (see
 //! [`StoreError::is_permanent`]) it splits each workspace's records in
 //! halves, in offset order, until the records the database refuses are
-//! alone; those are dead-lettered (reason [`PERMANENT_DB_ERROR`], with the
+//! alone; those are dead-lettered (reason [`PoisonReason::DatabasePermanent`], with the
 //! error and their source coordinates) and the rest are stored. One bad
 //! record therefore never holds back the others, nor is it retried forever.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use shared::backoff::Backoff;
 use tracing::{info, warn};
 
 use crate::config::{ConsumerConfig, RetryConfig};
-use crate::dead_letter::DeadLetters;
+use crate::dead_letter::{DeadLetters, PoisonReason};
 use crate::decode::{self, DecodedRecord, RawRecord};
 use crate::metrics::{Metrics, skipped_kind_label};
 use crate::pipeline::{self, BatchOutcome, Outcome, WorkspaceRecords};
 use crate::store::{DbStats, Store, StoreError};
-
-/// The dead-letter reason of a record the database refuses for good.
-pub const PERMANENT_DB_ERROR: &str = "database_permanent";
 
 /// Why a batch could not be completed. Both stop the consumer without a commit.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +196,7 @@ impl BatchProcessor {
                         });
                         if let Some(m) = source {
                             let reason = format!("database refused the record: {err}");
-                            self.dead_letter(m, &reason, PERMANENT_DB_ERROR, wait)
+                            self.dead_letter(m, &reason, PoisonReason::DatabasePermanent, wait)
                                 .await?;
                             report.dead_lettered += 1;
                             dead.push((run[0].partition, run[0].offset));
@@ -223,7 +220,7 @@ impl BatchProcessor {
         &self,
         m: &OwnedMessage,
         reason: &str,
-        kind: &'static str,
+        kind: PoisonReason,
         wait: &mut W,
     ) -> Result<(), BatchError>
     where
@@ -238,12 +235,15 @@ impl BatchProcessor {
             }
         }
         warn!(
-            reason = kind,
+            reason = kind.as_str(),
             partition = m.partition(),
             offset = m.offset(),
             "record dead-lettered"
         );
-        self.metrics.dead_lettered.with_label_values(&[kind]).inc();
+        self.metrics
+            .dead_lettered
+            .with_label_values(&[kind.as_str()])
+            .inc();
         Ok(())
     }
 
@@ -321,19 +321,11 @@ impl BatchProcessor {
 }
 
 fn decode_message(m: &OwnedMessage) -> Result<DecodedRecord, decode::Poison> {
-    let headers: Vec<(&str, &[u8])> = m
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
     decode::decode(&RawRecord {
         partition: m.partition(),
         offset: m.offset(),
         key: m.key(),
         value: m.payload(),
-        headers: &headers,
+        headers: m.headers(),
     })
 }

@@ -58,14 +58,9 @@ pub async fn commit_owned(
     }
     let now = record::now_ms();
     for m in batch {
-        let received = m.headers().and_then(|hs| {
-            use rdkafka::message::Headers;
-            hs.iter()
-                .find(|h| h.key == record::RECEIVED_AT_HEADER)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.parse::<i64>().ok())
-        });
+        let received = m
+            .headers()
+            .and_then(|hs| record::received_at_ms(hs).ok().flatten());
         if let Some(received) = received {
             metrics
                 .end_to_end_latency

@@ -141,6 +141,7 @@ async fn store_message(
     let inbound = m.direction == Direction::Inbound;
     let row = ConversationUpdateRow {
         contact_name: maybe(m.contact_name.clone()),
+        first_message_at: MaybeUnset::Unset,
         last_message_at: MaybeUnset::Set(at),
         last_message_id: MaybeUnset::Set(m.message_id.clone()),
         last_message_preview: MaybeUnset::Set(preview(m)),
