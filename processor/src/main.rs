@@ -42,7 +42,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run => {
             let running = RunningProcessor::start(cfg, Faults::default()).await?;
-            shared::shutdown::signal().await;
+            let stop = running.stop_signal();
+            stop.on_os_signal();
+            stop.wait().await;
             running.stop().await?;
         }
     }
