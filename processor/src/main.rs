@@ -32,8 +32,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cfg: ProcessorConfig =
-        shared::config::load(cli.config.as_deref()).context("loading configuration")?;
+    let cfg = ProcessorConfig::load(cli.config.as_deref()).context("loading configuration")?;
     cfg.validate()?;
     shared::telemetry::init(&cfg.telemetry);
     match cli.command {
