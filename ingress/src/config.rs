@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shared::config::{
-    ConfigError, KafkaConfig, Secret, Sources, TelemetryConfig, require_non_empty,
+    ConfigError, KafkaConfig, Secret, Sources, TelemetryConfig, invalid, require_non_empty,
     require_positive_duration,
 };
 
@@ -163,10 +163,6 @@ fn require_secrets(name: &str, secrets: &[Secret]) -> Result<(), ConfigError> {
         return Err(invalid(&format!("{name} must not contain blank secrets")));
     }
     Ok(())
-}
-
-fn invalid(message: &str) -> ConfigError {
-    ConfigError::Invalid(message.to_owned())
 }
 
 #[cfg(test)]

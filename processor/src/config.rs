@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::config::{
-    ConfigError, KafkaConfig, Sources, TelemetryConfig, require_non_empty,
+    ConfigError, KafkaConfig, Sources, TelemetryConfig, invalid, require_non_empty,
     require_positive_duration,
 };
 
@@ -180,10 +180,6 @@ impl ProcessorConfig {
         }
         Ok(())
     }
-}
-
-fn invalid(message: &str) -> ConfigError {
-    ConfigError::Invalid(message.to_owned())
 }
 
 #[cfg(test)]

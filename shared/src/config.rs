@@ -171,6 +171,11 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// A validation failure with its message.
+pub fn invalid(message: &str) -> ConfigError {
+    ConfigError::Invalid(message.to_owned())
+}
+
 /// Fails with a clear message when `value` is blank.
 pub fn require_non_empty(name: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
