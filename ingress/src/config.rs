@@ -235,6 +235,7 @@ mod tests {
     #[test]
     fn durations_parse_from_human_strings_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("INBOXFLOW_ACK_TIMEOUT", "2s");
             let cfg = IngressConfig::load(None).expect("loads");
             assert_eq!(cfg.ack_timeout, Duration::from_secs(2));
@@ -248,6 +249,7 @@ mod tests {
     #[test]
     fn the_processors_keys_in_the_environment_are_ignored_but_typos_fail() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("INBOXFLOW_CQL__KEYSPACE", "other");
             jail.set_env("INBOXFLOW_RETRY__MAX_BACKOFF", "10s");
             jail.set_env("INBOXFLOW_CONSUMER__GROUP_ID", "g");

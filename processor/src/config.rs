@@ -198,6 +198,7 @@ mod tests {
     #[test]
     fn the_ingress_keys_in_the_environment_are_ignored_but_typos_fail() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("INBOXFLOW_KAPSO_SECRETS", r#"["k"]"#);
             jail.set_env("INBOXFLOW_META_VERIFY_TOKEN", "t");
             jail.set_env("INBOXFLOW_PRODUCER_OVERRIDES__ACKS", "1");

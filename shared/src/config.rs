@@ -217,7 +217,10 @@ mod tests {
     };
 
     fn jail(test: impl FnOnce(&mut Jail) -> Result<(), ConfigError>) {
-        Jail::expect_with(|jail| test(jail).map_err(|e| e.to_string().into()));
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            test(jail).map_err(|e| e.to_string().into())
+        });
     }
 
     #[test]
