@@ -129,6 +129,9 @@ show_log_tail() {
 # Readiness clients: kcat from Debian's packages, cqlsh from PyPI at a pinned
 # version in a venv under $TOOLS_DIR (shared by every work folder: it is a
 # tool, not service data).
+# Why these and not a `wait-ready` command of our own binaries: `services up`
+# runs before (and without) a cargo build, in CI as on a clean clone, and both
+# are maintained clients speaking the real protocols.
 CQLSH_VERSION=6.2.2
 TOOLS_DIR=${INBOXFLOW_TOOLS_DIR:-$HERE/.work/tools}
 CQLSH_VENV=$TOOLS_DIR/cqlsh-$CQLSH_VERSION
