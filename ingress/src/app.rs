@@ -3,7 +3,7 @@
 //! [`Application::build`] binds both listeners (port 0 picks free ports, for
 //! tests), loads the registry and creates the producer; it needs no running
 //! broker. [`Application::run_until_stopped`] serves until the
-//! [`StopSignal`] fires, then shuts down in order: stop accepting, finish
+//! [`Shutdown`] fires, then shuts down in order: stop accepting, finish
 //! in-flight requests, flush the producer, stop the background tasks.
 
 use std::net::SocketAddr;
@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use shared::metrics::{Readiness, admin_server};
+use shared::shutdown::Shutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::IngressConfig;
 use crate::handlers::AppState;
-use crate::lifecycle::StopSignal;
 use crate::metrics::IngressMetrics;
 use crate::producer::{KafkaWriter, Topics, create_producer};
 use crate::registry::{Registry, RegistryHandle};
@@ -30,37 +31,24 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     admin_addr: SocketAddr,
-    admin: tokio::task::JoinHandle<()>,
+    admin: JoinHandle<()>,
     state: Arc<AppState>,
     readiness: Readiness,
-    stop: StopSignal,
+    stop: Shutdown,
 }
+
+/// Background tasks awaited on shutdown, each with the name used in logs.
+type Tasks = Vec<(&'static str, JoinHandle<()>)>;
 
 impl Application {
     /// Binds the listeners and prepares everything; fails with context when
     /// a port is taken, the registry is invalid or the producer cannot be made.
     pub async fn build(config: IngressConfig) -> anyhow::Result<Self> {
-        let registry = Registry::load(&config.registry_path).with_context(|| {
-            format!(
-                "loading the workspace registry {}",
-                config.registry_path.display()
-            )
-        })?;
-        tracing::info!(
-            workspaces = registry.workspace_count(),
-            phone_numbers = registry.phone_number_count(),
-            "workspace registry loaded"
-        );
+        let registry = load_registry(&config)?;
         let prometheus = prometheus::Registry::new();
         let metrics = IngressMetrics::register(&prometheus).context("registering metrics")?;
-        let producer = create_producer(&config).context("creating the Kafka producer")?;
-        let topics = Topics {
-            routed: config.kafka.webhook_topic.clone(),
-            unrouted: config.kafka.unrouted_topic.clone(),
-            dead_letter: config.kafka.dead_letter_topic.clone(),
-        };
-        let writer = KafkaWriter::new(producer, topics, config.ack_timeout, metrics.clone());
-        let stop = StopSignal::new();
+        let writer = make_writer(&config, &metrics)?;
+        let stop = Shutdown::new();
         let readiness = Readiness::default();
 
         let listener = TcpListener::bind(config.listen_addr)
@@ -73,7 +61,7 @@ impl Application {
             config.admin_addr,
             prometheus,
             readiness.clone(),
-            stop.listener().into_stopped(),
+            stop.owned_wait(),
         )
         .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
         let admin = tokio::spawn(admin_server);
@@ -110,72 +98,112 @@ impl Application {
     }
 
     /// Fires to stop the application (keep a clone before running it).
-    pub fn stop_signal(&self) -> StopSignal {
+    pub fn stop_signal(&self) -> Shutdown {
         self.stop.clone()
     }
 
     /// Serves until the stop signal fires, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut tasks = self.spawn_watchers();
+        tracing::info!(local_addr = %self.local_addr, admin_addr = %self.admin_addr, "ingress listening");
         let Self {
             config,
             listener,
-            local_addr,
-            admin_addr,
             admin,
             state,
-            readiness,
             stop,
+            ..
         } = self;
+        tasks.push(("admin server", admin));
         let writer = state.writer.clone();
-        let probe = tokio::spawn(readiness::watch_kafka(
-            writer.producer().clone(),
-            writer.topics().clone(),
-            readiness,
-            config.readiness_interval,
-            stop.listener(),
-        ));
-        let watcher = tokio::spawn(reload::watch_registry(
-            config.registry_path.clone(),
-            state.registry.clone(),
-            config.registry_poll_interval,
-            state.metrics.clone(),
-            stop.listener(),
-        ));
-        let limits = BodyLimits {
-            max_bytes: config.max_body_bytes,
-            read_timeout: config.body_read_timeout,
-        };
-        let options = ServerOptions {
-            header_read_timeout: config.header_read_timeout,
-            max_connections: config.max_connections,
-            drain_timeout: config.shutdown_timeout,
-        };
-        tracing::info!(%local_addr, %admin_addr, "ingress listening");
-        let metrics = state.metrics.clone();
-        serve(
-            listener,
-            routes(state, limits),
-            options,
-            metrics,
-            stop.listener(),
-        )
-        .await;
+        serve_webhooks(listener, state, &config, stop.clone()).await;
 
         tracing::info!("flushing the Kafka producer");
         if let Err(err) = writer.flush(config.shutdown_timeout).await {
             tracing::error!(cause = %err, "producer flush did not complete; queued records may be lost");
         }
         stop.trigger();
-        for (name, task) in [
-            ("readiness", probe),
-            ("registry watcher", watcher),
-            ("admin server", admin),
-        ] {
-            if let Err(err) = task.await {
-                tracing::warn!(task = name, cause = %err, "background task ended abnormally");
-            }
-        }
+        join_all(tasks).await;
         tracing::info!("ingress stopped");
         Ok(())
+    }
+
+    /// Starts the readiness probe and the registry watcher.
+    fn spawn_watchers(&self) -> Tasks {
+        let (config, state) = (&self.config, &self.state);
+        let writer = &state.writer;
+        let probe = tokio::spawn(readiness::watch_kafka(
+            writer.producer().clone(),
+            writer.topics().clone(),
+            self.readiness.clone(),
+            config.readiness_interval,
+            self.stop.clone(),
+        ));
+        let watcher = tokio::spawn(reload::watch_registry(
+            config.registry_path.clone(),
+            state.registry.clone(),
+            config.registry_poll_interval,
+            state.metrics.clone(),
+            self.stop.clone(),
+        ));
+        vec![("readiness", probe), ("registry watcher", watcher)]
+    }
+}
+
+fn load_registry(config: &IngressConfig) -> anyhow::Result<Registry> {
+    let registry = Registry::load(&config.registry_path).with_context(|| {
+        format!(
+            "loading the workspace registry {}",
+            config.registry_path.display()
+        )
+    })?;
+    tracing::info!(
+        workspaces = registry.workspace_count(),
+        phone_numbers = registry.phone_number_count(),
+        "workspace registry loaded"
+    );
+    Ok(registry)
+}
+
+fn make_writer(config: &IngressConfig, metrics: &IngressMetrics) -> anyhow::Result<KafkaWriter> {
+    let producer = create_producer(config).context("creating the Kafka producer")?;
+    let topics = Topics {
+        routed: config.kafka.webhook_topic.clone(),
+        unrouted: config.kafka.unrouted_topic.clone(),
+        dead_letter: config.kafka.dead_letter_topic.clone(),
+    };
+    Ok(KafkaWriter::new(
+        producer,
+        topics,
+        config.ack_timeout,
+        metrics.clone(),
+    ))
+}
+
+/// Serves the webhook routes until `stop` fires and in-flight requests drain.
+async fn serve_webhooks(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    config: &IngressConfig,
+    stop: Shutdown,
+) {
+    let limits = BodyLimits {
+        max_bytes: config.max_body_bytes,
+        read_timeout: config.body_read_timeout,
+    };
+    let options = ServerOptions {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
+        drain_timeout: config.shutdown_timeout,
+    };
+    let metrics = state.metrics.clone();
+    serve(listener, routes(state, limits), options, metrics, stop).await;
+}
+
+async fn join_all(tasks: Tasks) {
+    for (name, task) in tasks {
+        if let Err(err) = task.await {
+            tracing::warn!(task = name, cause = %err, "background task ended abnormally");
+        }
     }
 }

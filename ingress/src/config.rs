@@ -1,12 +1,14 @@
-//! The ingress configuration: defaults, then the TOML file named by
+//! The ingress configuration: the defaults of `deploy/config/ingress.toml`
+//! (embedded: the single source of defaults), then the TOML file named by
 //! `--config` (or `INBOXFLOW_CONFIG`), then `INBOXFLOW_*` environment
-//! variables (see [`shared::config`]).
+//! variables (see [`shared::config`]). In the environment, the processor's
+//! own keys (those only `deploy/config/processor.toml` holds, such as
+//! `INBOXFLOW_CQL__*`) are ignored, so one environment serves both binaries.
 //!
 //! Guarantees: unknown keys are rejected (`deny_unknown_fields`); secrets are
-//! [`Secret`]s and never appear in `Debug` output; [`IngressConfig::validate`]
-//! refuses to start a process that could not verify one of its sources or
-//! whose limits and deadlines are zero. `deploy/config/ingress.toml` documents
-//! every field with its default.
+//! [`Secret`]s (`secrecy`) and never appear in `Debug` output;
+//! [`IngressConfig::validate`] refuses to start a process that could not
+//! verify one of its sources or whose limits and deadlines are zero.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,15 +17,20 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shared::config::{
-    ConfigError, KafkaConfig, Secret, TelemetryConfig, require_non_empty, require_positive_duration,
+    ConfigError, KafkaConfig, Secret, Sources, TelemetryConfig, invalid, require_non_empty,
+    require_positive_duration,
 };
 
-/// 4 MiB: the default largest webhook body accepted.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+/// The defaults (`deploy/config/ingress.toml`) and the processor's, whose
+/// own keys this binary ignores in the environment.
+pub const SOURCES: Sources = Sources {
+    defaults: include_str!("../../deploy/config/ingress.toml"),
+    sibling_defaults: include_str!("../../deploy/config/processor.toml"),
+};
 
 /// Everything the ingress process needs to run.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct IngressConfig {
     /// Address of the webhook listener. Port 0 picks a free port.
     pub listen_addr: SocketAddr,
@@ -80,27 +87,11 @@ pub struct IngressConfig {
 }
 
 impl Default for IngressConfig {
+    /// The embedded defaults (`deploy/config/ingress.toml`); a unit test
+    /// checks that they load.
     fn default() -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            admin_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
-            kafka: KafkaConfig::default(),
-            producer_overrides: BTreeMap::new(),
-            registry_path: PathBuf::from("/etc/inboxflow/registry.toml"),
-            registry_poll_interval: Duration::from_secs(1),
-            kapso_secrets: Vec::new(),
-            meta_app_secrets: Vec::new(),
-            meta_verify_token: Secret::new(""),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            ack_timeout: Duration::from_secs(5),
-            retry_after: Duration::from_secs(5),
-            body_read_timeout: Duration::from_secs(15),
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 1024,
-            readiness_interval: Duration::from_secs(3),
-            shutdown_timeout: Duration::from_secs(30),
-            telemetry: TelemetryConfig::default(),
-        }
+        #[allow(clippy::expect_used)]
+        shared::config::defaults(SOURCES.defaults).expect("deploy/config/ingress.toml loads")
     }
 }
 
@@ -110,7 +101,7 @@ const PINNED_PRODUCER_KEYS: &[&str] = &["enable.idempotence", "acks", "request.r
 impl IngressConfig {
     /// Loads defaults, the optional file and the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        shared::config::load(file)
+        shared::config::load(&SOURCES, file)
     }
 
     /// Fails with a message naming the first invalid field.
@@ -174,11 +165,9 @@ fn require_secrets(name: &str, secrets: &[Secret]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn invalid(message: &str) -> ConfigError {
-    ConfigError::Invalid(message.to_owned())
-}
-
 #[cfg(test)]
+// figment::Jail closures return figment::Result, whose error is large.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -192,12 +181,12 @@ mod tests {
     }
 
     #[test]
-    fn the_example_config_file_parses_and_validates() {
-        let text = include_str!("../../deploy/config/ingress.toml");
-        let table: toml::Table = text.parse().expect("example is TOML");
-        let cfg: IngressConfig = toml::Value::Table(table).try_into().expect("example fits");
-        cfg.validate().expect("example is valid");
-        assert_eq!(cfg.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    fn the_embedded_defaults_load_and_validate_once_secrets_are_given() {
+        let cfg: IngressConfig = shared::config::defaults(SOURCES.defaults).expect("defaults fit");
+        assert_eq!(cfg.max_body_bytes, 4 * 1024 * 1024);
+        let err = cfg.validate().expect_err("secrets are required");
+        assert!(err.to_string().contains("kapso_secrets"), "{err}");
+        valid().validate().expect("valid with secrets");
     }
 
     #[test]
@@ -245,18 +234,33 @@ mod tests {
 
     #[test]
     fn durations_parse_from_human_strings_and_unknown_keys_fail() {
-        let cfg: IngressConfig = shared::config::load_from(
-            None,
-            [("INBOXFLOW_ACK_TIMEOUT".to_owned(), "2s".to_owned())],
-        )
-        .expect("loads");
-        assert_eq!(cfg.ack_timeout, Duration::from_secs(2));
-        let err = shared::config::load_from::<IngressConfig>(
-            None,
-            [("INBOXFLOW_ACK_TIMEOUTS".to_owned(), "2s".to_owned())],
-        )
-        .expect_err("typo");
-        assert!(err.to_string().contains("ack_timeouts"), "{err}");
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("INBOXFLOW_ACK_TIMEOUT", "2s");
+            let cfg = IngressConfig::load(None).expect("loads");
+            assert_eq!(cfg.ack_timeout, Duration::from_secs(2));
+            jail.set_env("INBOXFLOW_ACK_TIMEOUTS", "2s");
+            let err = IngressConfig::load(None).expect_err("typo");
+            assert!(err.to_string().contains("ack_timeouts"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_processors_keys_in_the_environment_are_ignored_but_typos_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("INBOXFLOW_CQL__KEYSPACE", "other");
+            jail.set_env("INBOXFLOW_RETRY__MAX_BACKOFF", "10s");
+            jail.set_env("INBOXFLOW_CONSUMER__GROUP_ID", "g");
+            jail.set_env("INBOXFLOW_KAFKA__BROKERS", "k:9092");
+            let cfg = IngressConfig::load(None).expect("processor keys are ignored");
+            assert_eq!(cfg.kafka.brokers, "k:9092");
+            jail.set_env("INBOXFLOW_CQLL__KEYSPACE", "other");
+            let err = IngressConfig::load(None).expect_err("a typo still fails");
+            assert!(err.to_string().contains("cqll"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -27,12 +27,10 @@
 //! - [`replay`]: `ingress replay`, re-routing unrouted and dead-lettered
 //!   records into the webhook topic.
 //! - [`metrics`]: Prometheus metrics with fixed label sets.
-//! - [`lifecycle`]: the stop signal shared by the tasks.
 
 pub mod app;
 pub mod config;
 pub mod handlers;
-pub mod lifecycle;
 pub mod metrics;
 pub mod producer;
 pub mod readiness;

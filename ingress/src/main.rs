@@ -53,11 +53,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             config.validate().context("invalid configuration")?;
             shared::telemetry::init(&config.telemetry);
             let app = Application::build(config).await?;
-            let stop = app.stop_signal();
-            tokio::spawn(async move {
-                shared::shutdown::signal().await;
-                stop.trigger();
-            });
+            app.stop_signal().on_os_signal();
             app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, Producer};
 use shared::metrics::Readiness;
 
-use crate::lifecycle::StopListener;
 use crate::producer::Topics;
+use shared::shutdown::Shutdown;
 
 /// Probes until `stop` fires.
 pub async fn watch_kafka(
@@ -21,7 +21,7 @@ pub async fn watch_kafka(
     topics: Topics,
     readiness: Readiness,
     interval: Duration,
-    mut stop: StopListener,
+    stop: Shutdown,
 ) {
     let timeout = interval.min(Duration::from_secs(5));
     loop {
@@ -45,7 +45,7 @@ pub async fn watch_kafka(
         readiness.set(ready);
         tokio::select! {
             biased;
-            () = stop.stopped() => return,
+            () = stop.wait() => return,
             () = tokio::time::sleep(interval) => {}
         }
     }

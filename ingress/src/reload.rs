@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::MissedTickBehavior;
 
-use crate::lifecycle::StopListener;
 use crate::metrics::{IngressMetrics, ReloadResult, ReloadTrigger};
 use crate::registry::{Registry, RegistryHandle};
+use shared::shutdown::Shutdown;
 
 /// What the watcher compares to notice a changed file.
 type Stamp = Option<(SystemTime, u64)>;
@@ -30,7 +30,7 @@ pub async fn watch_registry(
     handle: RegistryHandle,
     interval: Duration,
     metrics: IngressMetrics,
-    mut stop: StopListener,
+    stop: Shutdown,
 ) {
     let mut hangups = hangup_signals();
     let mut last = stamp(&path).await;
@@ -39,7 +39,7 @@ pub async fn watch_registry(
     loop {
         let trigger = tokio::select! {
             biased;
-            () = stop.stopped() => return,
+            () = stop.wait() => return,
             Some(()) = recv_hangup(&mut hangups) => ReloadTrigger::Sighup,
             _ = tick.tick() => {
                 let now = stamp(&path).await;

@@ -22,14 +22,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use shared::shutdown::Shutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::Filter;
 use warp::http::{HeaderValue, Request, StatusCode, header};
 use warp::reply::Response;
 
 use crate::handlers::Outcome;
-use crate::lifecycle::StopListener;
 use crate::metrics::{IngressMetrics, RouteLabel};
 
 /// hyper's read-buffer limit, which bounds the request head (request line
@@ -55,7 +55,7 @@ pub async fn serve<F>(
     filter: F,
     options: ServerOptions,
     metrics: IngressMetrics,
-    mut stop: StopListener,
+    stop: Shutdown,
 ) where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
     F::Future: Send,
@@ -63,29 +63,7 @@ pub async fn serve<F>(
     let service = TowerToHyperService::new(warp::service(filter));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(options.max_connections));
-    loop {
-        // A free slot first: at the limit, new clients wait in the backlog.
-        let slot = tokio::select! {
-            biased;
-            () = stop.stopped() => break,
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
-        let (stream, _peer) = tokio::select! {
-            biased;
-            () = stop.stopped() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    tracing::warn!(cause = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, slot)) = next_connection(&listener, &slots, &stop).await {
         let service = service.clone();
         let metrics = metrics.clone();
         let observed = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -107,12 +85,45 @@ pub async fn serve<F>(
         });
     }
     drop(listener);
+    drain(graceful, options.drain_timeout).await;
+}
+
+/// Waits for a free connection slot, then for a client; `None` once `stop`
+/// fires. At the limit, new clients wait in the listen backlog.
+async fn next_connection(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    stop: &Shutdown,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        biased;
+        () = stop.wait() => return None,
+        slot = Arc::clone(slots).acquire_owned() => slot.ok()?,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.wait() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => return Some((stream, slot)),
+                Err(err) => {
+                    // Usually EMFILE: back off briefly instead of spinning.
+                    tracing::warn!(cause = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Lets in-flight requests finish, up to `timeout`.
+async fn drain(graceful: GracefulShutdown, timeout: Duration) {
     tracing::info!("listener closed; waiting for in-flight requests");
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+    if tokio::time::timeout(timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(timeout = ?options.drain_timeout, "in-flight requests did not finish in time");
+        tracing::warn!(timeout = ?timeout, "in-flight requests did not finish in time");
     }
 }
 

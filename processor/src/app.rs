@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shared::backoff::Backoff;
 use shared::metrics::{Readiness, admin_server};
-use tokio::sync::watch;
+use shared::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -39,7 +39,7 @@ pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usi
 pub struct RunningProcessor {
     pub admin_addr: Option<SocketAddr>,
     pub metrics: Metrics,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     consumer: JoinHandle<anyhow::Result<u64>>,
     admin: Option<JoinHandle<()>>,
 }
@@ -70,13 +70,10 @@ impl RunningProcessor {
     ) -> anyhow::Result<Self> {
         let metrics = Metrics::new().context("registering metrics")?;
         let readiness = Readiness::default();
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shutdown = Shutdown::new();
         let (admin_addr, admin) = match cfg.admin_addr {
             Some(addr) => {
-                let mut rx = shutdown_rx.clone();
-                let stop = async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                };
+                let stop = shutdown.owned_wait();
                 let (bound, server) =
                     admin_server(addr, metrics.registry.clone(), readiness.clone(), stop)
                         .with_context(|| format!("binding the admin server on {addr}"))?;
@@ -110,7 +107,7 @@ impl RunningProcessor {
             group,
             processor,
             cfg.consumer.clone(),
-            shutdown_rx,
+            shutdown.subscribe(),
         ));
         Ok(Self {
             admin_addr,
@@ -121,9 +118,15 @@ impl RunningProcessor {
         })
     }
 
+    /// The stop signal: triggering it makes the consumer stop after its
+    /// current batch; [`RunningProcessor::stop`] then waits for it.
+    pub fn stop_signal(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
     /// Asks the consumer to stop after its current batch and waits for it.
     pub async fn stop(self) -> anyhow::Result<u64> {
-        let _ = self.shutdown.send(true);
+        self.shutdown.trigger();
         let result = self.consumer.await.context("consumer task panicked")?;
         if let Some(admin) = self.admin {
             let _ = admin.await;
@@ -134,7 +137,7 @@ impl RunningProcessor {
     /// Waits for the consumer to end by itself (for example after an injected crash).
     pub async fn join(self) -> anyhow::Result<u64> {
         let result = self.consumer.await.context("consumer task panicked")?;
-        let _ = self.shutdown.send(true);
+        self.shutdown.trigger();
         if let Some(admin) = self.admin {
             let _ = admin.await;
         }

@@ -1,18 +1,32 @@
-//! Processor configuration: defaults, then the TOML file named by `--config`
-//! (or `INBOXFLOW_CONFIG`), then `INBOXFLOW_*` environment variables.
+//! Processor configuration: the defaults of `deploy/config/processor.toml`
+//! (embedded: the single source of defaults), then the TOML file named by
+//! `--config` (or `INBOXFLOW_CONFIG`), then `INBOXFLOW_*` environment
+//! variables (see [`shared::config`]). In the environment, the ingress's own
+//! keys (those only `deploy/config/ingress.toml` holds, such as
+//! `INBOXFLOW_KAPSO_SECRETS`) are ignored, so one environment serves both
+//! binaries; every other unknown key is an error.
 //! [`ProcessorConfig::validate`] runs before any work starts.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::config::{
-    ConfigError, KafkaConfig, TelemetryConfig, require_non_empty, require_positive_duration,
+    ConfigError, KafkaConfig, Sources, TelemetryConfig, invalid, require_non_empty,
+    require_positive_duration,
+};
+
+/// The defaults (`deploy/config/processor.toml`) and the ingress's, whose
+/// own keys this binary ignores in the environment.
+pub const SOURCES: Sources = Sources {
+    defaults: include_str!("../../deploy/config/processor.toml"),
+    sibling_defaults: include_str!("../../deploy/config/ingress.toml"),
 };
 
 /// Everything the processor reads at start-up.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
     pub consumer: ConsumerConfig,
@@ -25,21 +39,17 @@ pub struct ProcessorConfig {
 }
 
 impl Default for ProcessorConfig {
+    /// The embedded defaults (`deploy/config/processor.toml`); a unit test
+    /// checks that they load.
     fn default() -> Self {
-        Self {
-            kafka: KafkaConfig::default(),
-            consumer: ConsumerConfig::default(),
-            cql: CqlConfig::default(),
-            retry: RetryConfig::default(),
-            admin_addr: Some(SocketAddr::from(([0, 0, 0, 0], 9091))),
-            telemetry: TelemetryConfig::default(),
-        }
+        #[allow(clippy::expect_used)]
+        shared::config::defaults(SOURCES.defaults).expect("deploy/config/processor.toml loads")
     }
 }
 
 /// How records are consumed and grouped into micro-batches.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Consumer group id; processors sharing it share the topic's partitions.
     pub group_id: String,
@@ -63,23 +73,9 @@ pub struct ConsumerConfig {
     pub max_record_bytes: usize,
 }
 
-impl Default for ConsumerConfig {
-    fn default() -> Self {
-        Self {
-            group_id: "inboxflow-processor".into(),
-            max_records: 1000,
-            max_wait: Duration::from_millis(50),
-            auto_offset_reset: "earliest".into(),
-            session_timeout: Duration::from_secs(10),
-            workspace_concurrency: None,
-            max_record_bytes: 4 * 1024 * 1024 + 64 * 1024,
-        }
-    }
-}
-
 /// The CQL database (Cassandra or ScyllaDB).
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct CqlConfig {
     /// Contact points, comma separated `host:port`.
     pub nodes: String,
@@ -101,23 +97,9 @@ pub struct CqlConfig {
     pub request_timeout: Duration,
 }
 
-impl Default for CqlConfig {
-    fn default() -> Self {
-        Self {
-            nodes: "127.0.0.1:9042".into(),
-            keyspace: "inboxflow".into(),
-            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
-            max_batch_bytes: 32 * 1024,
-            max_batch_statements: 100,
-            max_concurrent_requests: 64,
-            request_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
 /// Backoff while the database is failing. Nothing is committed meanwhile.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(with = "humantime_serde")]
     pub initial_backoff: Duration,
@@ -125,16 +107,12 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
 }
 
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
 impl ProcessorConfig {
+    /// Loads the defaults, the optional file and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        shared::config::load(&SOURCES, file)
+    }
+
     /// Checks every setting and names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
@@ -192,11 +170,9 @@ impl ProcessorConfig {
     }
 }
 
-fn invalid(message: &str) -> ConfigError {
-    ConfigError::Invalid(message.to_owned())
-}
-
 #[cfg(test)]
+// figment::Jail closures return figment::Result, whose error is large.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -205,6 +181,24 @@ mod tests {
         ProcessorConfig::default()
             .validate()
             .expect("defaults validate");
+    }
+
+    #[test]
+    fn the_ingress_keys_in_the_environment_are_ignored_but_typos_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("INBOXFLOW_KAPSO_SECRETS", r#"["k"]"#);
+            jail.set_env("INBOXFLOW_META_VERIFY_TOKEN", "t");
+            jail.set_env("INBOXFLOW_PRODUCER_OVERRIDES__ACKS", "1");
+            jail.set_env("INBOXFLOW_RETRY__MAX_BACKOFF", "10s");
+            let cfg = ProcessorConfig::load(None).expect("ingress keys are ignored");
+            assert_eq!(cfg.retry.max_backoff, Duration::from_secs(10));
+            assert_eq!(cfg.consumer.max_wait, Duration::from_millis(50));
+            jail.set_env("INBOXFLOW_CQL__KEYSPAC", "x");
+            let err = ProcessorConfig::load(None).expect_err("a typo still fails");
+            assert!(err.to_string().contains("keyspac"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -31,8 +31,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cfg: ProcessorConfig =
-        shared::config::load(cli.config.as_deref()).context("loading configuration")?;
+    let cfg = ProcessorConfig::load(cli.config.as_deref()).context("loading configuration")?;
     cfg.validate()?;
     shared::telemetry::init(&cfg.telemetry);
     match cli.command {
@@ -41,7 +40,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run => {
             let running = RunningProcessor::start(cfg).await?;
-            shared::shutdown::signal().await;
+            let stop = running.stop_signal();
+            stop.on_os_signal();
+            stop.wait().await;
             running.stop().await?;
         }
     }

@@ -1,21 +1,33 @@
-//! Layered configuration: built-in defaults, then an optional TOML file, then
-//! environment variables, in that order of precedence (last wins).
+//! Layered configuration through `figment`: the binary's commented defaults
+//! TOML (`deploy/config/{ingress,processor}.toml`, embedded with
+//! `include_str!`, the single source of defaults), then an optional TOML
+//! file, then environment variables, in that order of precedence (last wins).
 //!
-//! Environment variables use a prefix and `__` as the section separator:
-//! `INBOXFLOW_KAFKA__BROKERS=host:9092` sets `kafka.brokers`. Values are read
-//! as TOML scalars or arrays when they parse as such (`5`, `true`,
-//! `["a","b"]`), otherwise as plain strings, so `INBOXFLOW_KAFKA__BROKERS`
-//! needs no quoting.
+//! Environment variables use the prefix [`ENV_PREFIX`] and `__` as the section
+//! separator: `INBOXFLOW_KAFKA__BROKERS=host:9092` sets `kafka.brokers`. Values
+//! are read as scalars or arrays when they parse as such (`5`, `true`,
+//! `["a","b"]`), otherwise as plain strings. `INBOXFLOW_CONFIG` names the file
+//! and is not a key.
 //!
-//! Guarantees: unknown keys in files are rejected by the structs that use
-//! `deny_unknown_fields`; [`Secret`] never prints its value in `Debug` or
-//! `Display`; each binary calls its own `validate()` before doing any work.
+//! One environment (or `.env`) serves both binaries: in the environment each
+//! binary ignores the top-level keys and sections that only the other
+//! binary's defaults TOML holds (the ingress ignores `INBOXFLOW_CQL__*`, the
+//! processor `INBOXFLOW_KAPSO_SECRETS`). Every other key is checked: a typo,
+//! in the environment or in a file, is an error naming it. Keys both binaries
+//! know (`kafka`, `telemetry`, `admin_addr`) are read by both.
+//!
+//! Guarantees: unknown keys are rejected by the structs, which use
+//! `deny_unknown_fields`; [`Secret`] never prints its value in `Debug` and is
+//! not `Serialize`; each binary calls its own `validate()` before doing any
+//! work.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -25,114 +37,102 @@ pub const ENV_PREFIX: &str = "INBOXFLOW_";
 /// Why configuration could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("the built-in defaults are not valid TOML: {0}")]
+    Defaults(#[from] toml::de::Error),
     #[error("invalid configuration: {0}")]
-    Shape(#[from] toml::de::Error),
+    Shape(#[from] Box<figment::Error>),
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
 
-/// Loads `T` from defaults, the optional TOML file and the process environment.
-pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> {
-    load_from(file, std::env::vars())
+/// Where a binary's configuration comes from, besides the file and the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources {
+    /// This binary's defaults: every key, with its default (`include_str!`).
+    pub defaults: &'static str,
+    /// The other binary's defaults: the top-level keys only it holds are
+    /// ignored in this binary's environment.
+    pub sibling_defaults: &'static str,
 }
 
-/// Like [`load`], with the environment given explicitly (for tests).
-pub fn load_from<T: DeserializeOwned>(
-    file: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<T, ConfigError> {
-    let mut root = toml::Table::new();
+impl Sources {
+    /// The top-level keys of the sibling that this binary does not know.
+    fn foreign_keys(&self) -> Result<BTreeSet<String>, ConfigError> {
+        let own = top_level_keys(self.defaults)?;
+        let sibling = top_level_keys(self.sibling_defaults)?;
+        Ok(sibling.difference(&own).cloned().collect())
+    }
+}
+
+fn top_level_keys(text: &str) -> Result<BTreeSet<String>, ConfigError> {
+    Ok(text.parse::<toml::Table>()?.keys().cloned().collect())
+}
+
+/// Loads `T` from the defaults, the optional TOML file and the process environment.
+pub fn load<T: DeserializeOwned>(sources: &Sources, file: Option<&Path>) -> Result<T, ConfigError> {
+    let mut figment = Figment::from(Toml::string(sources.defaults));
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        root = text
-            .parse::<toml::Table>()
-            .map_err(|source| ConfigError::Parse {
-                path: path.to_owned(),
-                source,
-            })?;
-    }
-    let overrides: BTreeMap<String, String> = env
-        .into_iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(ENV_PREFIX)
-                .map(|rest| (rest.to_ascii_lowercase(), v))
-        })
-        .filter(|(k, _)| k != "config")
-        .collect();
-    for (key, raw) in overrides {
-        let path: Vec<&str> = key.split("__").collect();
-        set_path(&mut root, &path, parse_env_value(&raw));
-    }
-    Ok(toml::Value::Table(root).try_into()?)
-}
-
-fn parse_env_value(raw: &str) -> toml::Value {
-    let wrapped = format!("v = {raw}");
-    match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
-        Err(_) => toml::Value::String(raw.to_owned()),
-    }
-}
-
-fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert((*last).to_owned(), value);
+        if !path.is_file() {
+            return Err(ConfigError::Missing(path.to_owned()));
         }
-        [head, rest @ ..] => {
-            let entry = table
-                .entry((*head).to_owned())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(inner) = entry {
-                set_path(inner, rest, value);
-            }
-        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let foreign = sources.foreign_keys()?;
+    let env = Env::prefixed(ENV_PREFIX)
+        .ignore(&["config"])
+        .split("__")
+        .filter(move |key| {
+            let section = key.as_str().split('.').next().unwrap_or_default();
+            !foreign.contains(&section.to_ascii_lowercase())
+        });
+    Ok(figment.merge(env).extract()?)
+}
+
+/// Parses a defaults TOML alone (no file, no environment).
+pub fn defaults<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    Ok(Figment::from(Toml::string(text)).extract()?)
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        Self::Shape(Box::new(err))
     }
 }
 
-/// A secret string: usable, never printed.
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// A secret string: usable, never printed, never serialized.
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
     /// The secret's bytes, for HMAC keys and comparisons only.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(\"[redacted]\")")
     }
 }
 
 /// Kafka connection and topic names, shared by ingress and processor.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
     pub brokers: String,
@@ -142,17 +142,6 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Topic of payloads whose phone_number_id has no workspace.
     pub unrouted_topic: String,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: "127.0.0.1:9092".into(),
-            webhook_topic: "inboxflow.webhooks".into(),
-            dead_letter_topic: "inboxflow.webhooks.dlq".into(),
-            unrouted_topic: "inboxflow.webhooks.unrouted".into(),
-        }
-    }
 }
 
 impl KafkaConfig {
@@ -166,7 +155,7 @@ impl KafkaConfig {
 
 /// Log output settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// `json` (one object per line) or `pretty` (for humans).
     pub log_format: LogFormat,
@@ -175,20 +164,16 @@ pub struct TelemetryConfig {
     pub log_level: String,
 }
 
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            log_format: LogFormat::Pretty,
-            log_level: "info".into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+/// A validation failure with its message.
+pub fn invalid(message: &str) -> ConfigError {
+    ConfigError::Invalid(message.to_owned())
 }
 
 /// Fails with a clear message when `value` is blank.
@@ -210,56 +195,93 @@ pub fn require_positive_duration(name: &str, value: Duration) -> Result<(), Conf
 }
 
 #[cfg(test)]
+// figment::Jail closures return figment::Result, whose error is large.
+#[allow(clippy::result_large_err)]
 mod tests {
+    use figment::Jail;
+
     use super::*;
 
-    #[derive(Debug, Deserialize, Default)]
-    #[serde(deny_unknown_fields, default)]
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Sample {
         kafka: KafkaConfig,
         limit: u64,
         secrets: Vec<Secret>,
     }
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    const SOURCES: Sources = Sources {
+        defaults: "limit = 0\nsecrets = []\n[kafka]\nbrokers = \"127.0.0.1:9092\"\n\
+                   webhook_topic = \"w\"\ndead_letter_topic = \"d\"\nunrouted_topic = \"u\"\n",
+        sibling_defaults: "other = 1\n[kafka]\nbrokers = \"x\"\n[cql]\nnodes = \"n\"\n",
+    };
+
+    fn jail(test: impl FnOnce(&mut Jail) -> Result<(), ConfigError>) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            test(jail).map_err(|e| e.to_string().into())
+        });
     }
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let cfg: Sample = load_from(None, env(&[])).expect("defaults load");
-        assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092");
-        assert_eq!(cfg.limit, 0);
+        jail(|_| {
+            let cfg: Sample = load(&SOURCES, None)?;
+            assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092");
+            assert_eq!(cfg.limit, 0);
+            Ok(())
+        });
     }
 
     #[test]
     fn environment_overrides_file_and_parses_scalars_and_arrays() {
-        let dir = std::env::temp_dir().join(format!("inboxflow-cfg-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("c.toml");
-        std::fs::write(&file, "limit = 3\n[kafka]\nbrokers = \"file:1\"\n").expect("write");
-        let cfg: Sample = load_from(
-            Some(&file),
-            env(&[
-                ("INBOXFLOW_KAFKA__BROKERS", "env:9092,env2:9092"),
-                ("INBOXFLOW_SECRETS", r#"["a","b"]"#),
-                ("UNRELATED", "x"),
-            ]),
-        )
-        .expect("loads");
-        assert_eq!(cfg.kafka.brokers, "env:9092,env2:9092");
-        assert_eq!(cfg.limit, 3);
-        assert_eq!(cfg.secrets, vec![Secret::new("a"), Secret::new("b")]);
+        jail(|jail| {
+            jail.create_file("c.toml", "limit = 3\n[kafka]\nbrokers = \"file:1\"\n")
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            jail.set_env("INBOXFLOW_KAFKA__BROKERS", "env:9092,env2:9092");
+            jail.set_env("INBOXFLOW_SECRETS", r#"["a","b"]"#);
+            jail.set_env("INBOXFLOW_CONFIG", "c.toml");
+            jail.set_env("UNRELATED", "x");
+            let cfg: Sample = load(&SOURCES, Some(Path::new("c.toml")))?;
+            assert_eq!(cfg.kafka.brokers, "env:9092,env2:9092");
+            assert_eq!(cfg.limit, 3);
+            assert_eq!(cfg.secrets, vec![Secret::new("a"), Secret::new("b")]);
+            Ok(())
+        });
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_their_name() {
-        let err = load_from::<Sample>(None, env(&[("INBOXFLOW_KAFKA__BROKRES", "x")]))
-            .expect_err("typo must fail");
-        assert!(err.to_string().contains("brokres"), "{err}");
+        jail(|jail| {
+            jail.set_env("INBOXFLOW_KAFKA__BROKRES", "x");
+            let err = load::<Sample>(&SOURCES, None).expect_err("typo must fail");
+            assert!(err.to_string().contains("brokres"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_siblings_own_keys_are_ignored_in_the_environment_only() {
+        jail(|jail| {
+            jail.set_env("INBOXFLOW_CQL__NODES", "db:9042");
+            jail.set_env("INBOXFLOW_OTHER", "2");
+            let cfg: Sample = load(&SOURCES, None)?;
+            assert_eq!(cfg.limit, 0);
+            jail.create_file("c.toml", "[cql]\nnodes = \"db:9042\"\n")
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let err = load::<Sample>(&SOURCES, Some(Path::new("c.toml"))).expect_err("file");
+            assert!(err.to_string().contains("cql"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        jail(|_| {
+            let err = load::<Sample>(&SOURCES, Some(Path::new("nope.toml"))).expect_err("missing");
+            assert!(matches!(err, ConfigError::Missing(_)), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //!
 //! ## Layout
 //! - [`backoff`]: capped exponential backoff (the delays, not the sleeping).
-//! - [`config`]: layered configuration (defaults, then a TOML file, then
-//!   `INBOXFLOW_*` environment variables), validated at start-up, with
-//!   [`config::Secret`] redacting secrets in `Debug`.
+//! - [`config`]: layered configuration through figment (each binary's
+//!   embedded defaults TOML, then a TOML file, then `INBOXFLOW_*` environment
+//!   variables), validated at start-up, with [`config::Secret`] (secrecy)
+//!   redacting secrets in `Debug`.
 //! - [`telemetry`]: `tracing` initialisation (JSON or pretty).
 //! - [`metrics`]: the Prometheus registry and the admin server
 //!   (`/metrics`, `/healthz`, `/readyz`).
@@ -18,7 +19,8 @@
 //!   reader of the headers (documented in `schemas/kafka-record.schema.json`).
 //! - [`webhook`]: the Kapso and Meta payload model, routing extraction and the
 //!   normaliser that turns a payload into [`webhook::Event`]s.
-//! - [`shutdown`]: a signal future for graceful shutdown.
+//! - [`shutdown`]: [`shutdown::Shutdown`], the one stop signal of both
+//!   binaries (SIGTERM, ctrl-c or a test triggers it).
 
 pub mod backoff;
 pub mod config;

@@ -124,7 +124,7 @@ pub struct TestIngress {
     pub registry_path: PathBuf,
     pub client: reqwest::Client,
     dir: PathBuf,
-    stop: ingress::lifecycle::StopSignal,
+    stop: shared::shutdown::Shutdown,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 

@@ -245,7 +245,7 @@ async fn the_meta_handshake_echoes_the_challenge_only_for_the_right_token() -> a
 
 #[tokio::test]
 async fn a_body_at_the_4_mib_limit_is_stored_whole() -> anyhow::Result<()> {
-    let limit = ingress::config::DEFAULT_MAX_BODY_BYTES as usize;
+    let limit = usize::try_from(ingress::IngressConfig::default().max_body_bytes)?;
     let topics = TestTopics::create_for_large_records(limit + 64 * 1024).await?;
     let app = spawn_ingress_with(TEST_REGISTRY, topics, |cfg| cfg).await?;
     // Incompressible bytes (compression cannot hide a size problem), so not

@@ -149,7 +149,9 @@ cassandra_launch() {
     -cp "$WORK/lib/cassandra/*" org.apache.cassandra.service.CassandraDaemon
 }
 
-# cassandra_ready: a real CQL query (system.local) returns rows.
+# cassandra_ready: a real CQL query (system.local) returns its row, through
+# cqlsh (PyPI, pinned, see ensure_tools).
 cassandra_ready() {
-  python3 "$HERE/cql_probe.py" --port "$CASSANDRA_PORT" --timeout 3 -q
+  "$CQLSH" 127.0.0.1 "$CASSANDRA_PORT" --connect-timeout 3 --request-timeout 3 \
+    -e 'SELECT release_version FROM system.local' 2>/dev/null | grep -q '^ *[0-9]'
 }

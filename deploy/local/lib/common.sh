@@ -125,3 +125,32 @@ show_log_tail() {
     tail -n 30 "$f" | cut -c1-300 >&2
   done
 }
+
+# Readiness clients: kcat from Debian's packages, cqlsh from PyPI at a pinned
+# version in a venv under $TOOLS_DIR (shared by every work folder: it is a
+# tool, not service data).
+# Why these and not a `wait-ready` command of our own binaries: `services up`
+# runs before (and without) a cargo build, in CI as on a clean clone, and both
+# are maintained clients speaking the real protocols.
+CQLSH_VERSION=6.2.2
+TOOLS_DIR=${INBOXFLOW_TOOLS_DIR:-$HERE/.work/tools}
+CQLSH_VENV=$TOOLS_DIR/cqlsh-$CQLSH_VERSION
+CQLSH=$CQLSH_VENV/bin/cqlsh
+
+# ensure_tools: kcat is on PATH, and cqlsh $CQLSH_VERSION is installed (from
+# PyPI, once; `.installed` marks a complete install).
+ensure_tools() {
+  command -v kcat >/dev/null || die "kcat not found (apt-get install kcat)"
+  [[ -f $CQLSH_VENV/.installed ]] && return 0
+  local log_file="$WORK/logs/cqlsh-install.log" t0
+  log "cqlsh: installing cqlsh==$CQLSH_VERSION into $CQLSH_VENV ..."
+  t0=$(now_ms)
+  rm -rf "$CQLSH_VENV"
+  mkdir -p "$TOOLS_DIR"
+  { python3 -m venv "$CQLSH_VENV" &&
+    "$CQLSH_VENV/bin/pip" install -q --disable-pip-version-check "cqlsh==$CQLSH_VERSION"; } \
+    >"$log_file" 2>&1 ||
+    { show_log_tail "$log_file"; die "cqlsh: install failed (needs python3-venv and PyPI)"; }
+  touch "$CQLSH_VENV/.installed"
+  log "cqlsh: installed ($(secs_since "$t0") s)"
+}

@@ -125,9 +125,13 @@ kafka_launch() {
     -cp "$WORK/lib/kafka/*" kafka.Kafka "$KAFKA_DIR/server.properties"
 }
 
-# kafka_ready: the broker answers a real Metadata request listing itself, and
-# every partition has a leader (kafka_probe.py, milliseconds; a CLI JVM would
-# cost 1-3 s per poll on a busy 2-core machine).
+# kafka_ready: the broker answers a real Metadata request (kcat, Debian's
+# package, on librdkafka: milliseconds, where a CLI JVM would cost 1-3 s per
+# poll on a busy 2-core machine) listing at least one broker, and no topic or
+# partition reports an error or a missing leader.
 kafka_ready() {
-  python3 "$HERE/kafka_probe.py" --port "$KAFKA_PORT" --timeout 3
+  local meta
+  meta=$(kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 2>/dev/null) || return 1
+  grep -Eq '^ *[1-9][0-9]* brokers:' <<<"$meta" || return 1
+  ! grep -Eq 'leader -1|: Broker: ' <<<"$meta"
 }

@@ -179,7 +179,10 @@ fn count_messages(
         }
         u.applied = max_applied(u.applied, (m.partition, m.offset));
         take_if_last(u, base, m);
-        if u.first_message_at.or(base.first_message_at_ms).is_none_or(|t| m.sent_at_ms < t) {
+        if u.first_message_at
+            .or(base.first_message_at_ms)
+            .is_none_or(|t| m.sent_at_ms < t)
+        {
             u.first_message_at = Some(m.sent_at_ms);
         }
         if m.event.kapso_conversation_id.is_some() {

@@ -143,7 +143,9 @@ pub async fn write_total(
         .into_iter()
         .collect();
     let statement = &store.statements().update_workspace_inbox;
-    store.write("workspace inbox update", statement, rows, stats).await
+    store
+        .write("workspace inbox update", statement, rows, stats)
+        .await
 }
 
 /// The list moves of `updates`: (entries to write with their time, entries to delete).
@@ -154,8 +156,12 @@ pub fn plan_moves(
     let mut set = Vec::new();
     let mut delete = Vec::new();
     for u in updates {
-        let Some((at, ..)) = &u.last_message else { continue };
-        let before = state.get(&u.conversation_id).and_then(|s| s.last_message_at_ms);
+        let Some((at, ..)) = &u.last_message else {
+            continue;
+        };
+        let before = state
+            .get(&u.conversation_id)
+            .and_then(|s| s.last_message_at_ms);
         let (new, old) = moves(u.conversation_id, before, *at);
         set.push((new, *at));
         delete.extend(old);

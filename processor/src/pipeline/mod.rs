@@ -291,15 +291,19 @@ async fn find_and_insert_messages<'p>(
         .zip(conv)
         .map(|((p, (f, _)), c)| conversations::plan_updates(p, f, c))
         .collect();
-    wave(ids.iter().zip(&fresh).zip(&index).zip(updates.iter().zip(conv)).map(
-        |(((ws, (f, _)), i), (u, c))| async move {
-            futures::try_join!(
-                messages::insert(store, ws, f, i, stats),
-                inbox_rows::write_moves(store, ws, u, c, stats),
-            )
-            .map(|_| ())
-        },
-    ))
+    wave(
+        ids.iter()
+            .zip(&fresh)
+            .zip(&index)
+            .zip(updates.iter().zip(conv))
+            .map(|(((ws, (f, _)), i), (u, c))| async move {
+                futures::try_join!(
+                    messages::insert(store, ws, f, i, stats),
+                    inbox_rows::write_moves(store, ws, u, c, stats),
+                )
+                .map(|_| ())
+            }),
+    )
     .await?;
     for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(plans).zip(&fresh) {
         out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
