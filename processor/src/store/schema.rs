@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schema_splits_into_keyspace_seven_tables_and_column_upgrades() {
+    fn schema_splits_into_keyspace_ten_tables_and_column_upgrades() {
         let stmts = schema_statements(
             "ks_x",
             "{'class': 'SimpleStrategy', 'replication_factor': 1}",
@@ -111,9 +111,10 @@ mod tests {
             .iter()
             .filter(|s| s.starts_with("CREATE TABLE"))
             .count();
-        assert_eq!(creates, 7, "{stmts:#?}");
+        assert_eq!(creates, 10, "{stmts:#?}");
         let adds: Vec<_> = stmts.iter().filter_map(|s| added_column(s)).collect();
         assert!(adds.contains(&("messages", "context")), "{adds:?}");
+        assert!(adds.contains(&("conversations", "first_message_at")), "{adds:?}");
         assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_x"));
         assert!(
             stmts
