@@ -216,14 +216,3 @@ impl Metrics {
         })
     }
 }
-
-/// A label for a skipped-event kind. The normaliser already draws kinds from
-/// closed lists; this is a second guard so that no payload can ever create an
-/// unbounded set of time series.
-pub fn skipped_kind_label(kind: &str) -> &str {
-    let plain = kind.len() <= 64
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
-    if plain { kind } else { "other" }
-}

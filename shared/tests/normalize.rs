@@ -81,7 +81,7 @@ fn words(s: &str) -> Vec<&str> {
 /// The `Unknown` kind, or `"event"` for a stored event.
 fn kind(event: &Event) -> &str {
     match event {
-        Event::Unknown { kind } => kind,
+        Event::Unknown { kind } => kind.as_str(),
         _ => "event",
     }
 }

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dead_letter::{DeadLetters, PoisonReason};
 use crate::decode::{self, DecodedRecord, RawRecord};
-use crate::metrics::{Metrics, skipped_kind_label};
+use crate::metrics::Metrics;
 use crate::pipeline::{self, BatchOutcome, Outcome, WorkspaceRecords};
 use crate::store::{DbStats, Store, StoreError};
 
@@ -301,9 +301,7 @@ impl BatchProcessor {
             m.reactions_written.inc_by(o.reactions_written);
             m.account_events_stored.inc_by(o.account_events_stored);
             for kind in &o.skipped_kinds {
-                m.events_skipped
-                    .with_label_values(&[skipped_kind_label(kind)])
-                    .inc();
+                m.events_skipped.with_label_values(&[kind.as_str()]).inc();
             }
         }
         info!(

@@ -97,7 +97,7 @@ pub struct Outcome {
     pub amendments_applied: u64,
     pub reactions_written: u64,
     pub account_events_stored: u64,
-    pub skipped_kinds: Vec<String>,
+    pub skipped_kinds: Vec<shared::webhook::IgnoredKind>,
 }
 
 /// What one run of the pipeline over a whole micro-batch did.

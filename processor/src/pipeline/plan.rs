@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use shared::ids;
 use shared::webhook::{
-    AccountEvent, AmendEvent, ContactRef, ConversationEvent, Direction, Event, MessageEvent,
-    ReactionEvent, StatusEvent,
+    AccountEvent, AmendEvent, ContactRef, ConversationEvent, Direction, Event, IgnoredKind,
+    MessageEvent, ReactionEvent, StatusEvent,
 };
 use uuid::Uuid;
 
@@ -113,7 +113,7 @@ pub struct Plan {
     pub account_events: Vec<AccountDraft>,
     pub duplicates_in_batch: u64,
     /// Low-cardinality kinds of events that were ignored.
-    pub skipped: Vec<String>,
+    pub skipped: Vec<IgnoredKind>,
     // Filled by `place`:
     pub new_phones: BTreeMap<String, NewIdentity>,
     pub new_users: BTreeMap<String, NewIdentity>,
@@ -158,7 +158,7 @@ impl Plan {
                             .or(record.received_at_ms)
                             .unwrap_or(0),
                     }),
-                    Event::Unknown { kind } => plan.skipped.push(kind.clone()),
+                    Event::Unknown { kind } => plan.skipped.push(*kind),
                 }
             }
         }
@@ -194,7 +194,7 @@ impl Plan {
                     let at_ms = c.timestamp.saturating_mul(1000);
                     let contact = conversation_contact(&c);
                     let Some(contact_id) = resolver.resolve(&contact, at_ms) else {
-                        self.skipped.push("conversation_without_contact".into());
+                        self.skipped.push(IgnoredKind::CONVERSATION_WITHOUT_CONTACT);
                         continue;
                     };
                     let conversation_id = self.touch(
@@ -235,7 +235,7 @@ impl Plan {
                 // Decode dead-letters messages without any identity, so this
                 // always resolves; the `else` is a counted guard, not a path.
                 let Some(id) = resolver.resolve(&contact, sent_at_ms) else {
-                    self.skipped.push("message_without_contact".into());
+                    self.skipped.push(IgnoredKind::MESSAGE_WITHOUT_CONTACT);
                     return;
                 };
                 if let Some(new_phone) = &m.new_phone {

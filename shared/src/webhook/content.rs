@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::ignored::IgnoredKind;
 use super::{json_text, text_field};
 
 /// Message types stored as messages. `template` only occurs in Kapso's
@@ -43,15 +44,15 @@ pub(super) struct Content {
 impl Content {
     /// The type, its text and its type object; `Err(kind)` for a missing or
     /// unknown type.
-    pub(super) fn of(message: &Map<String, Value>) -> Result<Self, &'static str> {
+    pub(super) fn of(message: &Map<String, Value>) -> Result<Self, IgnoredKind> {
         let message_type = message
             .get("type")
             .and_then(Value::as_str)
-            .ok_or("malformed_message")?;
+            .ok_or(IgnoredKind::MALFORMED_MESSAGE)?;
         let message_type = MESSAGE_TYPES
             .iter()
             .find(|t| **t == message_type)
-            .ok_or("unknown_message_type")?;
+            .ok_or(IgnoredKind::UNKNOWN_MESSAGE_TYPE)?;
         let payload = message.get(*message_type);
         Ok(Content {
             message_type: (*message_type).to_owned(),

@@ -52,6 +52,7 @@
 use serde_json::{Map, Value};
 
 use super::content::{Content, context};
+use super::ignored::IgnoredKind;
 use super::meta_message::{amend, reaction, reactor};
 use super::{
     AccountEvent, ConversationEvent, ConversationState, DeliveryStatus, Direction, Event,
@@ -61,24 +62,13 @@ use super::{
 
 const SOURCE: &str = "kapso";
 
-/// Kapso events we receive but do not store, reported by name.
-const OTHER_EVENTS: &[&str] = &[
-    "whatsapp.phone_number.created",
-    "whatsapp.phone_number.deleted",
-    "whatsapp.config.created",
-    "whatsapp.config.deleted",
-    "workflow.execution.handoff",
-    "workflow.execution.failed",
-    "project.event",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Received,
     Status(DeliveryStatus),
     Conversation(ConversationState),
     /// Not stored: a fixed, low-cardinality name for `Event::Unknown`.
-    Other(&'static str),
+    Other(IgnoredKind),
 }
 
 fn classify(event_type: &str) -> Kind {
@@ -91,12 +81,7 @@ fn classify(event_type: &str) -> Kind {
         "whatsapp.conversation.created" => Kind::Conversation(ConversationState::Created),
         "whatsapp.conversation.ended" => Kind::Conversation(ConversationState::Ended),
         "whatsapp.conversation.inactive" => Kind::Conversation(ConversationState::Inactive),
-        other => Kind::Other(
-            OTHER_EVENTS
-                .iter()
-                .find(|e| **e == other)
-                .unwrap_or(&"other"),
-        ),
+        other => Kind::Other(IgnoredKind::kapso_event(other)),
     }
 }
 
@@ -107,10 +92,8 @@ fn shape(reason: &str) -> ShapeError {
     }
 }
 
-fn unknown(kind: &str) -> Event {
-    Event::Unknown {
-        kind: kind.to_owned(),
-    }
+fn unknown(kind: IgnoredKind) -> Event {
+    Event::Unknown { kind }
 }
 
 /// `Some(items)` when the body is a batch (`batch: true`, or a `data` array
@@ -181,14 +164,16 @@ pub(super) fn normalize(
                 Ok(id) if is_event(item) => {
                     events.extend(normalize_item(event_type, &id, item, scope));
                 }
-                _ => events.push(unknown("malformed_item")),
+                _ => events.push(unknown(IgnoredKind::MALFORMED_ITEM)),
             }
         }
         return Ok(events);
     }
     if !is_event(value) {
         return match event_type.map(classify) {
-            Some(Kind::Other(kind)) if kind != "other" => Ok(vec![project_event(kind, body)]),
+            Some(Kind::Other(kind)) if kind != IgnoredKind::OTHER => {
+                Ok(vec![project_event(kind, body)])
+            }
             _ => Err(shape(
                 "body has neither `message`, `conversation` nor batch `data`",
             )),
@@ -213,7 +198,7 @@ fn envelope(value: &Value) -> Result<&Map<String, Value>, ShapeError> {
 
 /// A project event (`whatsapp.phone_number.created`, `workflow.execution.*`),
 /// kept whole.
-fn project_event(kind: &str, body: &Map<String, Value>) -> Event {
+fn project_event(kind: IgnoredKind, body: &Map<String, Value>) -> Event {
     let project = body.get("project").and_then(|p| p.get("id"));
     let account_id = id_field(body.get("project_id"))
         .or_else(|| id_field(project))
@@ -222,7 +207,7 @@ fn project_event(kind: &str, body: &Map<String, Value>) -> Event {
         Some(value) => Event::Account(AccountEvent {
             source: crate::record::Source::Kapso,
             account_id,
-            field: kind.to_owned(),
+            field: kind.as_str().to_owned(),
             value,
             timestamp: body.get("occurred_at").and_then(parse_timestamp),
         }),
@@ -261,20 +246,20 @@ fn normalize_item(
         (Some(kind @ (Kind::Received | Kind::Status(_))), _) => kind,
         (_, Some(event_type)) => classify(event_type),
         (Some(kind), None) => kind,
-        (None, None) => return vec![unknown("missing_event_type")],
+        (None, None) => return vec![unknown(IgnoredKind::MISSING_EVENT_TYPE)],
     };
     let kind = match kind {
         Kind::Other(kind) => return vec![unknown(kind)],
         Kind::Conversation(state) => {
             return vec![match conversation {
                 Some(c) => conversation_event(phone_number_id, state, c, item),
-                None => unknown("malformed_conversation"),
+                None => unknown(IgnoredKind::MALFORMED_CONVERSATION),
             }];
         }
         kind => kind,
     };
     let Some(message) = message else {
-        return vec![unknown("malformed_message")];
+        return vec![unknown(IgnoredKind::MALFORMED_MESSAGE)];
     };
     let direction = match (message_kapso(message, "direction"), kind) {
         (Some("inbound"), _) => Direction::Inbound,
@@ -307,10 +292,9 @@ fn inferred_kind(message: &Map<String, Value>) -> Kind {
         message_kapso(message, "status"),
     ) {
         (Some("inbound"), _) => Kind::Received,
-        (Some("outbound"), Some(status)) => {
-            DeliveryStatus::parse(status).map_or(Kind::Other("missing_event_type"), Kind::Status)
-        }
-        _ => Kind::Other("missing_event_type"),
+        (Some("outbound"), Some(status)) => DeliveryStatus::parse(status)
+            .map_or(Kind::Other(IgnoredKind::MISSING_EVENT_TYPE), Kind::Status),
+        _ => Kind::Other(IgnoredKind::MISSING_EVENT_TYPE),
     }
 }
 
@@ -338,7 +322,7 @@ fn message_event(
         .or_else(|| event_timestamp(message.get("timestamp")))
         .or(scope.fallback_timestamp);
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
-        return unknown("malformed_message");
+        return unknown(IgnoredKind::MALFORMED_MESSAGE);
     };
     let (own_phone, own_user) = match direction {
         Direction::Inbound => ("from", "from_user_id"),
@@ -432,7 +416,7 @@ fn status_event(
         .and_then(|e| event_timestamp(e.get("timestamp")))
         .or_else(|| event_timestamp(message.get("timestamp")));
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
-        return unknown("malformed_status");
+        return unknown(IgnoredKind::MALFORMED_STATUS);
     };
     let errors = (status == DeliveryStatus::Failed)
         .then(|| {
@@ -480,7 +464,7 @@ fn conversation_event(
         }
     };
     let Some(timestamp) = timestamp else {
-        return unknown("malformed_conversation");
+        return unknown(IgnoredKind::MALFORMED_CONVERSATION);
     };
     Event::Conversation(ConversationEvent {
         phone_number_id: phone_number_id.to_owned(),
@@ -501,10 +485,16 @@ mod tests {
     fn event_types_outside_the_known_set_become_a_fixed_kind() {
         assert_eq!(
             classify("workflow.execution.failed"),
-            Kind::Other("workflow.execution.failed")
+            Kind::Other(IgnoredKind::WORKFLOW_EXECUTION_FAILED)
         );
-        assert_eq!(classify("whatsapp.message.exploded"), Kind::Other("other"));
-        assert_eq!(classify(&"x".repeat(10_000)), Kind::Other("other"));
+        assert_eq!(
+            classify("whatsapp.message.exploded"),
+            Kind::Other(IgnoredKind::OTHER)
+        );
+        assert_eq!(
+            classify(&"x".repeat(10_000)),
+            Kind::Other(IgnoredKind::OTHER)
+        );
         assert_eq!(
             classify("whatsapp.message.read"),
             Kind::Status(DeliveryStatus::Read)

@@ -28,6 +28,7 @@
 //!   without a valid `phone_number_id` or `value`).
 use serde_json::{Map, Value};
 
+use super::ignored::IgnoredKind;
 use super::meta_message::{echoes_change, history_change, messages_change};
 use super::{
     AccountEvent, Event, RoutingKeys, Scope, ShapeError, id_field, json_text, parse_timestamp,
@@ -36,39 +37,6 @@ use super::{
 
 const SOURCE: &str = "meta";
 
-/// Change fields reported by name in `Event::Unknown`; any other is `other`.
-const KNOWN_FIELDS: &[&str] = &[
-    "account_alerts",
-    "account_review_update",
-    "account_settings_update",
-    "account_update",
-    "automatic_events",
-    "business_capability_update",
-    "business_status_update",
-    "calls",
-    "flows",
-    "group_lifecycle_update",
-    "group_participants_update",
-    "group_settings_update",
-    "group_status_update",
-    "history",
-    "message_echoes",
-    "message_template_components_update",
-    "message_template_quality_update",
-    "message_template_status_update",
-    "messaging_handovers",
-    "partner_solutions",
-    "payment_configuration_update",
-    "phone_number_name_update",
-    "phone_number_quality_update",
-    "security",
-    "smb_app_state_sync",
-    "smb_message_echoes",
-    "template_category_update",
-    "tracking_events",
-    "user_preferences",
-];
-
 fn shape(reason: &str) -> ShapeError {
     ShapeError::UnexpectedShape {
         sender: SOURCE,
@@ -76,10 +44,8 @@ fn shape(reason: &str) -> ShapeError {
     }
 }
 
-pub(super) fn unknown(kind: &str) -> Event {
-    Event::Unknown {
-        kind: kind.to_owned(),
-    }
+pub(super) fn unknown(kind: IgnoredKind) -> Event {
+    Event::Unknown { kind }
 }
 
 /// One change with its entry's business account id and time.
@@ -146,7 +112,7 @@ pub(super) fn normalize(value: &Value, scope: &Scope) -> Result<Vec<Event>, Shap
     let mut events = Vec::new();
     for change in changes(value)? {
         let Some(body) = change.body else {
-            events.push(unknown("malformed_change"));
+            events.push(unknown(IgnoredKind::MALFORMED_CHANGE));
             continue;
         };
         let field = body.get("field").and_then(Value::as_str);
@@ -154,7 +120,7 @@ pub(super) fn normalize(value: &Value, scope: &Scope) -> Result<Vec<Event>, Shap
             Some(Ok(id)) if scope.has_phone(&id) => {
                 phone_change(&id, field, body, scope, &mut events)
             }
-            Some(Err(_)) if scope.is_open() => events.push(unknown("malformed_change")),
+            Some(Err(_)) if scope.is_open() => events.push(unknown(IgnoredKind::MALFORMED_CHANGE)),
             Some(Ok(_) | Err(_)) => {}
             None if scope.has_account(change.account_id.as_deref()) => {
                 events.push(account_change(&change, field, body));
@@ -177,20 +143,17 @@ fn phone_change(
         (Some("messages"), Some(v)) => messages_change(phone_number_id, v, scope, events),
         (Some("history"), Some(v)) => history_change(phone_number_id, v, scope, events),
         (Some("smb_message_echoes"), Some(v)) => echoes_change(phone_number_id, v, scope, events),
-        (Some(field), _) if field != "messages" => events.push(unknown(
-            KNOWN_FIELDS
-                .iter()
-                .find(|f| **f == field)
-                .unwrap_or(&"other"),
-        )),
-        _ => events.push(unknown("malformed_change")),
+        (Some(field), _) if field != "messages" => {
+            events.push(unknown(IgnoredKind::meta_field(field)))
+        }
+        _ => events.push(unknown(IgnoredKind::MALFORMED_CHANGE)),
     }
 }
 
 /// An account-level change, kept whole.
 fn account_change(change: &Change<'_>, field: Option<&str>, body: &Map<String, Value>) -> Event {
     let Some(field) = id_field(field.map(Value::from).as_ref()).map(str::to_owned) else {
-        return unknown("malformed_change");
+        return unknown(IgnoredKind::MALFORMED_CHANGE);
     };
     let value = body.get("value");
     let timestamp = value
@@ -205,6 +168,6 @@ fn account_change(change: &Change<'_>, field: Option<&str>, body: &Map<String, V
             value,
             timestamp,
         }),
-        None => unknown("malformed_change"),
+        None => unknown(IgnoredKind::MALFORMED_CHANGE),
     }
 }

@@ -29,6 +29,7 @@
 use serde_json::{Map, Value};
 
 use super::content::{Content, context, type_text};
+use super::ignored::IgnoredKind;
 use super::meta::unknown;
 use super::model::BUSINESS_REACTOR;
 use super::{
@@ -80,18 +81,18 @@ pub(super) fn messages_change(
     for message in list(value.get("messages")) {
         events.push(match message.as_object() {
             Some(m) => item_event(&items, m, Direction::Inbound, None),
-            None => unknown("malformed_message"),
+            None => unknown(IgnoredKind::MALFORMED_MESSAGE),
         });
     }
     for status in list(value.get("statuses")) {
         events.push(match status.as_object() {
             Some(s) => status_event(phone_number_id, s),
-            None => unknown("malformed_status"),
+            None => unknown(IgnoredKind::MALFORMED_STATUS),
         });
     }
     if events.len() == before {
         // Only `errors`, or nothing we know: still counted, never silent.
-        events.push(unknown("messages_without_items"));
+        events.push(unknown(IgnoredKind::MESSAGES_WITHOUT_ITEMS));
     }
 }
 
@@ -105,12 +106,12 @@ pub(super) fn echoes_change(
     let items = Items::new(phone_number_id, value, scope, Origin::BusinessApp);
     let echoes = list(value.get("message_echoes"));
     if echoes.is_empty() {
-        events.push(unknown("smb_message_echoes"));
+        events.push(unknown(IgnoredKind::SMB_MESSAGE_ECHOES));
     }
     for echo in echoes {
         events.push(match echo.as_object() {
             Some(m) => item_event(&items, m, Direction::Outbound, None),
-            None => unknown("malformed_message"),
+            None => unknown(IgnoredKind::MALFORMED_MESSAGE),
         });
     }
 }
@@ -140,7 +141,7 @@ pub(super) fn history_change(
     });
     for (customer, message) in threaded.chain(direct) {
         let Some(m) = message.as_object() else {
-            events.push(unknown("malformed_message"));
+            events.push(unknown(IgnoredKind::MALFORMED_MESSAGE));
             continue;
         };
         let from = contact_phone(m.get("from"));
@@ -152,7 +153,7 @@ pub(super) fn history_change(
         events.push(item_event(&items, m, direction, customer));
     }
     if events.len() == before {
-        events.push(unknown("history"));
+        events.push(unknown(IgnoredKind::HISTORY));
     }
 }
 
@@ -167,7 +168,7 @@ fn item_event(
     let id = id_field(m.get("id"));
     let timestamp = event_timestamp(m.get("timestamp")).or(items.fallback_timestamp);
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
-        return unknown("malformed_message");
+        return unknown(IgnoredKind::MALFORMED_MESSAGE);
     };
     let mut contact = identity(items.contacts, m, direction);
     if customer.is_some() {
@@ -263,7 +264,7 @@ pub(super) fn reaction(
             emoji: text_field(reaction.and_then(|r| r.get("emoji"))).map(str::to_owned),
             timestamp,
         }),
-        _ => unknown("malformed_reaction"),
+        _ => unknown(IgnoredKind::MALFORMED_REACTION),
     }
 }
 
@@ -276,7 +277,7 @@ pub(super) fn amend(
 ) -> Event {
     let payload = m.get(kind);
     let Some(target) = id_field(payload.and_then(|p| p.get("original_message_id"))) else {
-        return unknown("malformed_message");
+        return unknown(IgnoredKind::MALFORMED_MESSAGE);
     };
     let amendment = match kind {
         "edit" => {
@@ -344,19 +345,19 @@ fn matching_contact<'a>(
 
 fn status_event(phone_number_id: &str, status: &Map<String, Value>) -> Event {
     if status.get("recipient_type").and_then(Value::as_str) == Some("group") {
-        return unknown("group_status");
+        return unknown(IgnoredKind::GROUP_STATUS);
     }
     let Some(delivery) = status
         .get("status")
         .and_then(Value::as_str)
         .and_then(DeliveryStatus::parse)
     else {
-        return unknown("status");
+        return unknown(IgnoredKind::STATUS);
     };
     let id = id_field(status.get("id"));
     let timestamp = event_timestamp(status.get("timestamp"));
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
-        return unknown("malformed_status");
+        return unknown(IgnoredKind::MALFORMED_STATUS);
     };
     Event::Status(StatusEvent {
         phone_number_id: phone_number_id.to_owned(),

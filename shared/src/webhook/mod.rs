@@ -16,11 +16,13 @@
 //! ids are at most [`MAX_ID_BYTES`] and texts at most [`MAX_TEXT_BYTES`].
 
 mod content;
+mod ignored;
 mod kapso;
 mod meta;
 mod meta_message;
 mod model;
 
+pub use ignored::IgnoredKind;
 pub use model::*;
 use serde_json::Value;
 

@@ -4,6 +4,8 @@
 //! the [`Scope`] the caller gives), so normalising the same body twice gives
 //! equal events. Strings are bounded (see [`super::MAX_TEXT_BYTES`]).
 
+use super::ignored::IgnoredKind;
+
 /// Direction of a message relative to the business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Direction {
@@ -268,10 +270,9 @@ pub enum Event {
     Reaction(ReactionEvent),
     Amend(AmendEvent),
     Account(AccountEvent),
-    /// Something we do not handle; `kind` is low-cardinality (an event or
-    /// message type name) and safe as a metric label.
+    /// Something we do not handle, named from a closed list (a metric label).
     Unknown {
-        kind: String,
+        kind: IgnoredKind,
     },
 }
 
