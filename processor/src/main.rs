@@ -1,4 +1,5 @@
-//! `processor migrate` applies the CQL schema; `processor run` consumes.
+//! `processor migrate` applies the CQL schema; `processor run` consumes;
+//! `processor inbox` reads the inbox.
 
 use std::path::PathBuf;
 
@@ -6,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use processor::app::{self, RunningProcessor};
 use processor::config::ProcessorConfig;
+use processor::inbox::cli::{self, InboxCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +28,9 @@ enum Command {
     Migrate,
     /// Consume the webhook topic until SIGTERM or ctrl-c.
     Run,
+    /// Read a workspace's inbox (conversations, history, unread totals) or mark a conversation read.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
 }
 
 #[tokio::main]
@@ -44,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
             stop.on_os_signal();
             stop.wait().await;
             running.stop().await?;
+        }
+        Command::Inbox(command) => {
+            cli::run(&cfg.cql, command, &mut std::io::stdout().lock()).await?;
         }
     }
     Ok(())

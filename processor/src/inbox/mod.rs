@@ -8,6 +8,8 @@
 //! - [`Inbox::totals`]: a workspace's unread messages.
 //! - [`Inbox::mark_read`]: the only write, an agent marking a conversation read.
 //!
+//! [`cli`] prints them for `processor inbox`.
+//!
 //! Guarantees: unread figures are derived, never reset. The processor only
 //! ever raises a conversation's `unread_count` (inbound messages counted
 //! exactly once) and the workspace's `inbound_total`; agents only ever raise a
@@ -20,6 +22,7 @@
 //! Costs per call are in `schemas/README.md` ("The inbox's queries").
 
 mod activity;
+pub mod cli;
 mod cursor;
 mod history;
 mod list;

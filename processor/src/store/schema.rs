@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(creates, 10, "{stmts:#?}");
         let adds: Vec<_> = stmts.iter().filter_map(|s| added_column(s)).collect();
         assert!(adds.contains(&("messages", "context")), "{adds:?}");
-        assert!(adds.contains(&("conversations", "first_message_at")), "{adds:?}");
+        assert!(
+            adds.contains(&("conversations", "first_message_at")),
+            "{adds:?}"
+        );
         assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_x"));
         assert!(
             stmts
