@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use inboxflow_tests::faults::check::settle_and_verify;
-use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::load::{Load, Scale, start_sending};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::services::RestartOnDrop;
 use inboxflow_tests::pipeline::spawn_ingress_for;
@@ -29,14 +29,7 @@ const WAIT: Duration = Duration::from_secs(180);
 async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyhow::Result<()> {
     let started = Instant::now();
     let (bodies, seconds) = if long() { (4000, 60) } else { (600, 25) };
-    let scale = Scale {
-        workspaces: 30,
-        contacts_per_workspace: 8,
-        bodies,
-        messages_per_body: 5,
-        concurrency: 16,
-        spread: Some(Duration::from_secs(seconds)),
-    };
+    let scale = Scale::spread_load(30, bodies, seconds);
     let env = ProcessorEnv::new(6).await?;
     let running = env.start(Faults::default()).await?;
     let load = Arc::new(Load::generate("broker", scale));
@@ -45,13 +38,7 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
         cfg
     })
     .await?;
-    let ledger = Arc::new(Ledger::default());
-    let target = Target {
-        url: app.url("/webhooks/meta"),
-        client: app.client.clone(),
-        deadline: Duration::from_secs(150),
-    };
-    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+    let (ledger, sender) = start_sending(&app, &load, Duration::from_secs(150));
 
     poll::until("a fifth of the load acknowledged", WAIT, || async {
         let acked = ledger.acknowledged_webhooks.load(Ordering::SeqCst);
@@ -72,15 +59,7 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
     let outage = outage.elapsed();
     let ok_while_down = ledger.ok_sent_between(down, starting);
     sender.await?;
-    let acknowledged = ledger.acknowledged();
-
-    let figures = settle_and_verify(
-        &env,
-        "broker restart",
-        scale.messages() as u64,
-        &acknowledged,
-    )
-    .await?;
+    let figures = settle_and_verify(&env, "broker restart", &scale, &ledger).await?;
     println!(
         "[faults] broker restart: outage {:.1} s (stop to ready), {ok_while_down} 200s for \
          requests sent while the broker was down, {}; {:.1} s",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inboxflow_tests::faults::check::{committed, settle_and_verify};
-use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::load::{Load, Scale, start_sending};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::services::RestartOnDrop;
 use inboxflow_tests::pipeline::spawn_ingress_for;
@@ -34,25 +34,12 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
     } else {
         (600, 40, Duration::from_secs(30))
     };
-    let scale = Scale {
-        workspaces: 30,
-        contacts_per_workspace: 8,
-        bodies,
-        messages_per_body: 5,
-        concurrency: 16,
-        spread: Some(Duration::from_secs(seconds)),
-    };
+    let scale = Scale::spread_load(30, bodies, seconds);
     let env = ProcessorEnv::new(6).await?;
     let running = env.start(Faults::default()).await?;
     let load = Arc::new(Load::generate("dbout", scale));
     let app = spawn_ingress_for(&env, &load.registry_toml, |cfg| cfg).await?;
-    let ledger = Arc::new(Ledger::default());
-    let target = Target {
-        url: app.url("/webhooks/meta"),
-        client: app.client.clone(),
-        deadline: Duration::from_secs(60),
-    };
-    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+    let (ledger, sender) = start_sending(&app, &load, Duration::from_secs(60));
     let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
 
     poll::until("the first messages stored", WAIT, || async {
@@ -77,14 +64,7 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
     let outage = outage.elapsed();
 
     sender.await?;
-    let acknowledged = ledger.acknowledged();
-    let figures = settle_and_verify(
-        &env,
-        "database outage",
-        scale.messages() as u64,
-        &acknowledged,
-    )
-    .await?;
+    let figures = settle_and_verify(&env, "database outage", &scale, &ledger).await?;
     println!(
         "[faults] database outage: {:.1} s down (stop to ready), {failures} failed attempts, \
          {batches_during} batches completed while down, {}; {:.1} s",
@@ -101,11 +81,7 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
         "no batch completed while the database was down"
     );
     assert!(failures >= 2, "the processor kept retrying: {failures}");
-    assert_eq!(
-        figures.acknowledged, figures.sent,
-        "every webhook was acknowledged"
-    );
-    figures.assert_exact();
+    figures.assert_complete();
     running.stop().await?;
     env.cleanup().await
 }

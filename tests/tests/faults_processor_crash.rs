@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inboxflow_tests::faults::check::settle_and_verify;
-use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::load::{Load, Scale, start_sending};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::faults::process::{ProcessorProcess, processor_binary};
 use inboxflow_tests::pipeline::spawn_ingress_for;
@@ -28,9 +28,9 @@ async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() 
 {
     let started = Instant::now();
     let (scale, min_kills) = if long() {
-        (scale(5000, 100, 60), 12)
+        (Scale::spread_load(100, 5000, 60), 12)
     } else {
-        (scale(1000, 40, 15), 4)
+        (Scale::spread_load(40, 1000, 15), 4)
     };
     processor_binary()?;
     let mut env = ProcessorEnv::new(6).await?;
@@ -42,13 +42,7 @@ async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() 
     let spawn = |n: usize| ProcessorProcess::spawn(&env.cfg, logs.join(format!("p{n}.log")));
     let mut processors = vec![spawn(0)?, spawn(1)?];
 
-    let ledger = Arc::new(Ledger::default());
-    let target = Target {
-        url: app.url("/webhooks/meta"),
-        client: app.client.clone(),
-        deadline: Duration::from_secs(60),
-    };
-    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+    let (ledger, sender) = start_sending(&app, &load, Duration::from_secs(60));
 
     let mut kills = 0usize;
     let mut spawned = 2usize;
@@ -65,15 +59,7 @@ async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() 
         spawned += 1;
     }
     sender.await?;
-    let acknowledged = ledger.acknowledged();
-
-    let figures = settle_and_verify(
-        &env,
-        "processor kill -9",
-        scale.messages() as u64,
-        &acknowledged,
-    )
-    .await?;
+    let figures = settle_and_verify(&env, "processor kill -9", &scale, &ledger).await?;
     for p in &mut processors {
         p.ensure_running()?;
     }
@@ -82,26 +68,10 @@ async fn processors_killed_with_sigkill_during_a_load_lose_and_double_nothing() 
         ledger.summary(),
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        figures.acknowledged, figures.sent,
-        "every webhook was acknowledged"
-    );
-    figures.assert_exact();
+    figures.assert_complete();
     for p in processors {
         p.kill().await?;
     }
     let _ = std::fs::remove_dir_all(&logs);
     env.cleanup().await
-}
-
-/// `bodies` webhooks of 5 messages, spread over `seconds`.
-fn scale(bodies: usize, workspaces: usize, seconds: u64) -> Scale {
-    Scale {
-        workspaces,
-        contacts_per_workspace: 8,
-        bodies,
-        messages_per_body: 5,
-        concurrency: 16,
-        spread: Some(Duration::from_secs(seconds)),
-    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inboxflow_tests::faults::check::settle_and_verify;
-use inboxflow_tests::faults::load::{Ledger, Load, Scale, Target, send_all};
+use inboxflow_tests::faults::load::{Load, Scale, start_sending};
 use inboxflow_tests::faults::long;
 use inboxflow_tests::pipeline::spawn_ingress_for;
 use inboxflow_tests::processor::ProcessorEnv;
@@ -27,26 +27,13 @@ async fn processors_joining_and_leaving_repeatedly_leave_the_database_exact() ->
     } else {
         (1000, 15, 10)
     };
-    let scale = Scale {
-        workspaces: 40,
-        contacts_per_workspace: 8,
-        bodies,
-        messages_per_body: 5,
-        concurrency: 16,
-        spread: Some(Duration::from_secs(seconds)),
-    };
+    let scale = Scale::spread_load(40, bodies, seconds);
     let mut env = ProcessorEnv::new(6).await?;
     env.cfg.consumer.max_records = 100;
     let load = Arc::new(Load::generate("storm", scale));
     let app = spawn_ingress_for(&env, &load.registry_toml, |cfg| cfg).await?;
     let mut members: Vec<RunningProcessor> = vec![env.start(Faults::default()).await?];
-    let ledger = Arc::new(Ledger::default());
-    let target = Target {
-        url: app.url("/webhooks/meta"),
-        client: app.client.clone(),
-        deadline: Duration::from_secs(60),
-    };
-    let sender = tokio::spawn(send_all(target, Arc::clone(&load), Arc::clone(&ledger)));
+    let (ledger, sender) = start_sending(&app, &load, Duration::from_secs(60));
 
     let (mut joins, mut graceful, mut abrupt) = (0usize, 0usize, 0usize);
     while !sender.is_finished() || joins + graceful + abrupt < min_changes {
@@ -69,26 +56,14 @@ async fn processors_joining_and_leaving_repeatedly_leave_the_database_exact() ->
         }
     }
     sender.await?;
-    let acknowledged = ledger.acknowledged();
-
-    let figures = settle_and_verify(
-        &env,
-        "rebalance storm",
-        scale.messages() as u64,
-        &acknowledged,
-    )
-    .await?;
+    let figures = settle_and_verify(&env, "rebalance storm", &scale, &ledger).await?;
     println!(
         "[faults] rebalance storm: {joins} joins, {graceful} graceful and {abrupt} abrupt \
          departures, {}; {:.1} s",
         ledger.summary(),
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        figures.acknowledged, figures.sent,
-        "every webhook was acknowledged"
-    );
-    figures.assert_exact();
+    figures.assert_complete();
     for member in members {
         member.stop().await?;
     }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use inboxflow_tests::ingress::{
-    ACME_PHONE, TEST_REGISTRY, TestTopics, kapso_message_body, metric_value, metrics_text,
-    spawn_ingress_with,
+    ACME_PHONE, TEST_REGISTRY, TestIngress, TestTopics, kapso_message_body, metric_value,
+    metrics_text, spawn_ingress_with,
 };
 use inboxflow_tests::poll;
 
@@ -26,16 +26,21 @@ fn offline_topics() -> TestTopics {
     }
 }
 
-#[tokio::test]
-async fn an_unreachable_broker_gets_503_with_retry_after_within_the_deadline() -> anyhow::Result<()>
-{
+/// An ingress whose broker is a closed port, with a 2 s ack deadline.
+async fn offline_ingress() -> anyhow::Result<TestIngress> {
     let broker = dead_broker()?;
-    let app = spawn_ingress_with(TEST_REGISTRY, offline_topics(), |mut cfg| {
+    spawn_ingress_with(TEST_REGISTRY, offline_topics(), |mut cfg| {
         cfg.kafka.brokers = broker;
         cfg.ack_timeout = Duration::from_secs(2);
         cfg
     })
-    .await?;
+    .await
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_gets_503_with_retry_after_within_the_deadline() -> anyhow::Result<()>
+{
+    let app = offline_ingress().await?;
     let started = Instant::now();
 
     let res = app
@@ -63,13 +68,7 @@ async fn an_unreachable_broker_gets_503_with_retry_after_within_the_deadline() -
 
 #[tokio::test]
 async fn shutdown_answers_the_in_flight_request_before_stopping() -> anyhow::Result<()> {
-    let broker = dead_broker()?;
-    let app = spawn_ingress_with(TEST_REGISTRY, offline_topics(), |mut cfg| {
-        cfg.kafka.brokers = broker;
-        cfg.ack_timeout = Duration::from_secs(2);
-        cfg
-    })
-    .await?;
+    let app = offline_ingress().await?;
     let request = tokio::spawn(
         app.kapso_request(
             "/webhooks/kapso",

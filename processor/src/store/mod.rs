@@ -117,6 +117,11 @@ impl Store {
         self.cfg.max_batch_statements.max(1)
     }
 
+    /// The keyspace every statement was prepared against.
+    pub fn keyspace(&self) -> &str {
+        &self.cfg.keyspace
+    }
+
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }

@@ -17,6 +17,7 @@
 //!   and raw.
 
 pub mod compare;
+pub mod inbox;
 pub mod input;
 pub mod lookup;
 pub mod naive;

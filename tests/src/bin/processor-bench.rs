@@ -9,19 +9,21 @@
 //! - `tenants`: multi-tenant batches of 10, 100 and 1000 one-message
 //!   records from 1 workspace, 10% and 100% distinct workspaces, through the
 //!   cross-workspace pipeline, the per-workspace design, naive and raw;
+//! - `inbox`: the inbox's list page and unread totals on a workspace with
+//!   100k conversations (median and p90 of repeated calls);
 //! - `statements`: database requests and sequential round trips per
 //!   micro-batch at 10, 100, 1000 and 10000 messages, first time, steady
 //!   state and with statuses, against the naive design's.
 //!
 //! Each run migrates a fresh keyspace and drops it at the end.
 //!
-//! Run: `cargo run --release -p inboxflow-tests --bin processor-bench -- [lookup|compare|statements|tenants|all] [--json FILE]`
+//! Run: `cargo run --release -p inboxflow-tests --bin processor-bench -- [lookup|compare|statements|tenants|inbox|all] [--json FILE]`
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use inboxflow_tests::bench::{compare, lookup, round_trips, tenants};
+use inboxflow_tests::bench::{compare, inbox, lookup, round_trips, tenants};
 use inboxflow_tests::{cql, unique_name};
 use processor::config::ProcessorConfig;
 use processor::store::Store;
@@ -34,6 +36,7 @@ enum Which {
     Compare,
     Statements,
     Tenants,
+    Inbox,
     All,
 }
 
@@ -81,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if wants(Which::Tenants) {
             out["tenants"] = tenants::run(&store).await?;
+        }
+        if wants(Which::Inbox) {
+            out["inbox"] = inbox::run(&store).await?;
         }
         anyhow::Ok(out)
     }

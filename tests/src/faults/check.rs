@@ -11,7 +11,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use scylla::client::session::Session;
 use scylla::value::CqlTimestamp;
 
-use super::load::{SentMessage, expected_conversations};
+use super::load::{Ledger, Scale, SentMessage, expected_conversations};
 use crate::processor::ProcessorEnv;
 use crate::{kafka, poll};
 
@@ -45,6 +45,15 @@ impl Figures {
             self.extra,
             self.conversation_mismatches.len()
         )
+    }
+
+    /// Fails unless every webhook sent was acknowledged and [`Self::assert_exact`] holds.
+    pub fn assert_complete(&self) {
+        assert_eq!(
+            self.acknowledged, self.sent,
+            "every webhook was acknowledged"
+        );
+        self.assert_exact();
     }
 
     /// Fails unless every acknowledged message is stored exactly once, nothing
@@ -151,9 +160,10 @@ const SETTLE: Duration = Duration::from_secs(180);
 pub async fn settle_and_verify(
     env: &ProcessorEnv,
     scenario: &str,
-    sent: u64,
-    acknowledged: &[SentMessage],
+    scale: &Scale,
+    ledger: &Ledger,
 ) -> anyhow::Result<Figures> {
+    let (sent, acknowledged) = (scale.messages() as u64, ledger.acknowledged());
     let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
     poll::until(
         "the consumer group to commit every record",
@@ -168,7 +178,7 @@ pub async fn settle_and_verify(
         Ok(Some(()))
     })
     .await?;
-    let figures = verify(&env.session, &env.cfg.cql.keyspace, sent, acknowledged).await?;
+    let figures = verify(&env.session, &env.cfg.cql.keyspace, sent, &acknowledged).await?;
     println!("{}", figures.line(scenario));
     Ok(figures)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use shared::signing::meta_signature;
 
-use crate::ingress::META_SECRET;
+use crate::ingress::{META_SECRET, TestIngress};
 use crate::webhooks::{Inbound, meta_body};
 
 /// The shape of a load.
@@ -31,6 +31,19 @@ pub struct Scale {
 }
 
 impl Scale {
+    /// The fault suite's load: `bodies` webhooks of 5 messages over
+    /// `workspaces` × 8 contacts, 16 in flight, spread over `seconds`.
+    pub fn spread_load(workspaces: usize, bodies: usize, seconds: u64) -> Self {
+        Scale {
+            workspaces,
+            contacts_per_workspace: 8,
+            bodies,
+            messages_per_body: 5,
+            concurrency: 16,
+            spread: Some(Duration::from_secs(seconds)),
+        }
+    }
+
     pub fn messages(&self) -> usize {
         self.bodies * self.messages_per_body
     }
@@ -237,6 +250,23 @@ pub struct Target {
     pub client: reqwest::Client,
     /// How long one webhook may keep being retried.
     pub deadline: Duration,
+}
+
+/// Starts sending `load` to `ingress`'s Meta route in the background (each
+/// webhook retried for up to `deadline`); the ledger fills as answers come.
+pub fn start_sending(
+    ingress: &TestIngress,
+    load: &Arc<Load>,
+    deadline: Duration,
+) -> (Arc<Ledger>, tokio::task::JoinHandle<()>) {
+    let ledger = Arc::new(Ledger::default());
+    let target = Target {
+        url: ingress.url("/webhooks/meta"),
+        client: ingress.client.clone(),
+        deadline,
+    };
+    let sender = tokio::spawn(send_all(target, Arc::clone(load), Arc::clone(&ledger)));
+    (ledger, sender)
 }
 
 /// Sends every webhook (concurrently, paced by `scale.spread`), retrying
