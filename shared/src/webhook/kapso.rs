@@ -308,6 +308,36 @@ fn conversation_contact_name(conversation: Option<&Map<String, Value>>) -> Optio
     .or_else(|| text_field(conversation.get("contact_name")))
 }
 
+/// The customer's phone and business-scoped user id: the message's own
+/// `from`/`to` fields first, then the conversation's and Kapso's.
+fn customer(
+    direction: Direction,
+    message: &Map<String, Value>,
+    conversation: Option<&Map<String, Value>>,
+) -> (Option<String>, Option<String>) {
+    let (own_phone, own_user) = match direction {
+        Direction::Inbound => ("from", "from_user_id"),
+        Direction::Outbound => ("to", "to_user_id"),
+    };
+    let conversation_field = |f: &str| conversation.and_then(|c| c.get(f));
+    let kapso = message.get("kapso");
+    let phone = contact_phone(message.get(own_phone))
+        .or_else(|| contact_phone(conversation_field("phone_number")))
+        .or_else(|| contact_phone(kapso.and_then(|k| k.get("phone_number"))));
+    let user_id = id_field(message.get(own_user))
+        .or_else(|| id_field(conversation_field("business_scoped_user_id")))
+        .map(str::to_owned);
+    (phone, user_id)
+}
+
+fn origin(kapso: Option<&Value>) -> Origin {
+    match kapso.and_then(|k| k.get("origin")).and_then(Value::as_str) {
+        Some("business_app") => Origin::BusinessApp,
+        Some("history_sync") => Origin::History,
+        _ => Origin::CloudApi,
+    }
+}
+
 fn message_event(
     phone_number_id: &str,
     direction: Direction,
@@ -324,17 +354,8 @@ fn message_event(
     let (Some(id), Some(timestamp)) = (id, timestamp) else {
         return unknown(IgnoredKind::MALFORMED_MESSAGE);
     };
-    let (own_phone, own_user) = match direction {
-        Direction::Inbound => ("from", "from_user_id"),
-        Direction::Outbound => ("to", "to_user_id"),
-    };
+    let (phone, user_id) = customer(direction, message, conversation);
     let conversation_field = |f: &str| conversation.and_then(|c| c.get(f));
-    let phone = contact_phone(message.get(own_phone))
-        .or_else(|| contact_phone(conversation_field("phone_number")))
-        .or_else(|| contact_phone(kapso.and_then(|k| k.get("phone_number"))));
-    let user_id = id_field(message.get(own_user))
-        .or_else(|| id_field(conversation_field("business_scoped_user_id")))
-        .map(str::to_owned);
     match message.get("type").and_then(Value::as_str) {
         Some("reaction") => {
             let who = super::ContactRef {
@@ -364,11 +385,7 @@ fn message_event(
             .map(str::to_owned),
         contact_user_id: user_id,
         contact_username: text_field(conversation_field("username")).map(str::to_owned),
-        origin: match kapso.and_then(|k| k.get("origin")).and_then(Value::as_str) {
-            Some("business_app") => Origin::BusinessApp,
-            Some("history_sync") => Origin::History,
-            _ => Origin::CloudApi,
-        },
+        origin: origin(kapso),
         timestamp,
         text: text_of(&content, kapso),
         message_type: content.message_type,
