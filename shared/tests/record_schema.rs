@@ -79,7 +79,7 @@ fn every_kind_of_record_the_services_write_follows_the_published_schema() {
             topic: "inboxflow.webhooks".into(),
             partition: 0,
             offset: 7,
-            value_omitted: true,
+            value_omitted: false,
         }),
         ..routed()
     };
@@ -97,5 +97,32 @@ fn the_schema_refuses_what_the_contract_forbids() {
     assert!(
         !validator.is_valid(&document),
         "a received-at that is no number"
+    );
+    let mut document = as_document("ws_a", &routed().to_kafka());
+    document.as_object_mut().map(|d| d.remove("value"));
+    assert!(
+        !validator.is_valid(&document),
+        "a routed record without its body"
+    );
+}
+
+#[test]
+fn a_dead_letter_copy_whose_value_was_omitted_has_no_value() {
+    let validator = validator();
+    let omitted = RecordHeaders {
+        dead_letter: Some(DeadLetterOrigin {
+            topic: "inboxflow.webhooks".into(),
+            partition: 0,
+            offset: 7,
+            value_omitted: true,
+        }),
+        ..routed()
+    };
+    let mut document = as_document("ws_a", &omitted.to_kafka());
+    assert!(!validator.is_valid(&document), "an omitted value is absent");
+    document.as_object_mut().map(|d| d.remove("value"));
+    assert!(
+        validator.is_valid(&document),
+        "the copy without its value follows the schema"
     );
 }
