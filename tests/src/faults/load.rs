@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use shared::backoff::Backoff;
 use shared::signing::meta_signature;
 
 use crate::ingress::{META_SECRET, TestIngress};
@@ -301,7 +302,7 @@ async fn send_one(target: &Target, webhook: &Webhook, ledger: &Ledger) {
         .fetch_add(webhook.messages.len() as u64, Ordering::SeqCst);
     let signature = meta_signature(META_SECRET, &webhook.body);
     let deadline = Instant::now() + target.deadline;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         ledger.requests.fetch_add(1, Ordering::SeqCst);
         let sent_at = Instant::now();
@@ -330,13 +331,13 @@ async fn send_one(target: &Target, webhook: &Webhook, ledger: &Ledger) {
             Ok(_) => ledger.other_status.fetch_add(1, Ordering::SeqCst),
             Err(_) => ledger.transport_errors.fetch_add(1, Ordering::SeqCst),
         };
-        if Instant::now() + backoff > deadline {
+        let delay = backoff.next();
+        if Instant::now() + delay > deadline {
             ledger.given_up.fetch_add(1, Ordering::SeqCst);
             return;
         }
         // The sender's retry policy (as Meta's), not a wait for a condition.
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        tokio::time::sleep(delay).await;
     }
 }
 
