@@ -142,62 +142,95 @@ impl Bench<'_> {
         let tck = clock_ticks_per_second() as f64;
         let mut rows = Vec::new();
         for (size, rounds) in SIZES {
-            let records_per_batch = size.div_ceil(10) as i64;
-            let mut offset = 0;
-            for approach in APPROACHES {
-                self.once(approach, size, "seed", offset).await?;
-            }
-            offset += records_per_batch;
-            let mut times: [Vec<Duration>; 4] = Default::default();
-            let mut statements = [0u64; 4];
-            let mut db_ticks: [Option<u64>; 4] = [Some(0); 4];
-            let mut steps: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
-            for round in 0..rounds {
-                let batch_id = format!("b{size}r{round}");
-                for k in 0..APPROACHES.len() {
-                    let i = (round + k) % APPROACHES.len();
-                    let one = self.once(APPROACHES[i], size, &batch_id, offset).await?;
-                    times[i].push(one.elapsed);
-                    statements[i] = one.statements;
-                    db_ticks[i] = db_ticks[i].zip(one.db_ticks).map(|(a, b)| a + b);
-                    for (step, d) in one.steps {
-                        steps.entry(step).or_default().push(d);
-                    }
-                }
-                offset += records_per_batch;
-            }
-            let medians = times.map(median);
-            let rate = |d: Duration| size as f64 / d.as_secs_f64();
-            let (p, n, r, pp) = (medians[0], medians[1], medians[2], medians[3]);
-            let (vs_naive, vs_raw) = (rate(p) / rate(n), rate(p) / rate(r));
-            let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
-            println!(
-                "| {size} | {} | {rounds} | {} | {} | {} | {} | {vs_naive:.1}× | {:.0}% |",
-                input::senders_for(size),
-                cell(p),
-                cell(n),
-                cell(r),
-                cell(pp),
-                vs_raw * 100.0
-            );
-            let messages = (size * rounds) as f64;
-            let approach = |i: usize| {
-                let db_us = db_ticks[i].map(|t| t as f64 / tck / messages * 1e6);
-                json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i]),
-                    "statements": statements[i], "db_cpu_us_per_msg": db_us})
-            };
-            let step_ms: serde_json::Map<String, Value> = steps
-                .into_iter()
-                .map(|(step, ds)| (step.to_owned(), json!(ms(median(ds)))))
-                .collect();
-            rows.push(json!({
-                "batch": size, "senders": input::senders_for(size), "rounds": rounds,
-                "pipeline": approach(0), "naive": approach(1), "raw": approach(2),
-                "raw_per_partition": approach(3),
-                "pipeline_vs_naive": vs_naive, "pipeline_vs_raw": vs_raw,
-                "pipeline_step_ms": step_ms,
-            }));
+            let measured = self.rounds(size, rounds).await?;
+            rows.push(measured.row(size, rounds, tck));
         }
         Ok(Value::Array(rows))
+    }
+
+    /// The unmeasured seed round, then `rounds` measured rounds of every
+    /// approach at batch size `size`, in an order that rotates per round.
+    async fn rounds(&self, size: usize, rounds: usize) -> anyhow::Result<Rounds> {
+        let records_per_batch = size.div_ceil(10) as i64;
+        let mut offset = 0;
+        for approach in APPROACHES {
+            self.once(approach, size, "seed", offset).await?;
+        }
+        offset += records_per_batch;
+        let mut out = Rounds {
+            times: Default::default(),
+            statements: [0u64; 4],
+            db_ticks: [Some(0); 4],
+            steps: BTreeMap::new(),
+        };
+        for round in 0..rounds {
+            let batch_id = format!("b{size}r{round}");
+            for k in 0..APPROACHES.len() {
+                let i = (round + k) % APPROACHES.len();
+                let one = self.once(APPROACHES[i], size, &batch_id, offset).await?;
+                out.add(i, one);
+            }
+            offset += records_per_batch;
+        }
+        Ok(out)
+    }
+}
+
+/// The measured rounds of every approach (indexed as [`APPROACHES`]) at one batch size.
+struct Rounds {
+    times: [Vec<Duration>; 4],
+    /// Statements of one batch.
+    statements: [u64; 4],
+    /// The database's CPU ticks over all rounds (`None` without its pid).
+    db_ticks: [Option<u64>; 4],
+    /// The pipeline's step durations, one per round.
+    steps: BTreeMap<&'static str, Vec<Duration>>,
+}
+
+impl Rounds {
+    fn add(&mut self, i: usize, one: Once) {
+        self.times[i].push(one.elapsed);
+        self.statements[i] = one.statements;
+        self.db_ticks[i] = self.db_ticks[i].zip(one.db_ticks).map(|(a, b)| a + b);
+        for (step, d) in one.steps {
+            self.steps.entry(step).or_default().push(d);
+        }
+    }
+
+    /// Prints the table row of batch size `size` and returns it as JSON
+    /// (`tck`: clock ticks per second of the database's CPU time).
+    fn row(self, size: usize, rounds: usize, tck: f64) -> Value {
+        let medians = self.times.map(median);
+        let rate = |d: Duration| size as f64 / d.as_secs_f64();
+        let (p, n, r, pp) = (medians[0], medians[1], medians[2], medians[3]);
+        let (vs_naive, vs_raw) = (rate(p) / rate(n), rate(p) / rate(r));
+        let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
+        println!(
+            "| {size} | {} | {rounds} | {} | {} | {} | {} | {vs_naive:.1}× | {:.0}% |",
+            input::senders_for(size),
+            cell(p),
+            cell(n),
+            cell(r),
+            cell(pp),
+            vs_raw * 100.0
+        );
+        let messages = (size * rounds) as f64;
+        let approach = |i: usize| {
+            let db_us = self.db_ticks[i].map(|t| t as f64 / tck / messages * 1e6);
+            json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i]),
+                "statements": self.statements[i], "db_cpu_us_per_msg": db_us})
+        };
+        let step_ms: serde_json::Map<String, Value> = self
+            .steps
+            .into_iter()
+            .map(|(step, ds)| (step.to_owned(), json!(ms(median(ds)))))
+            .collect();
+        json!({
+            "batch": size, "senders": input::senders_for(size), "rounds": rounds,
+            "pipeline": approach(0), "naive": approach(1), "raw": approach(2),
+            "raw_per_partition": approach(3),
+            "pipeline_vs_naive": vs_naive, "pipeline_vs_raw": vs_raw,
+            "pipeline_step_ms": step_ms,
+        })
     }
 }

@@ -15,17 +15,22 @@
 //! `--verify-cql` the end-to-end latency and throughput) and with `--json`
 //! writes it as JSON. Secrets default to the values `deploy/bench/run` uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use inboxflow_tests::loadgen::driver::{self, DriveConfig, Pace, Until};
-use inboxflow_tests::loadgen::payload::{GenConfig, Generator, Kind, Layout, Shape};
-use inboxflow_tests::loadgen::stats::{self, Summary, Watched, round};
-use inboxflow_tests::loadgen::visibility::{self, VisibilityConfig};
-use serde_json::{Value, json};
+use inboxflow_tests::loadgen::driver::{self, Accepted, DriveConfig, Pace, Until};
+use inboxflow_tests::loadgen::payload::{GenConfig, Generator, Kind, Layout};
+use inboxflow_tests::loadgen::stats::{self, ProcessorSamples, Watched};
+use inboxflow_tests::loadgen::visibility::{self, Visibility, VisibilityConfig};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use report::{Cpu, Observed, Rss};
+
+#[path = "loadgen/report.rs"]
+mod report;
 
 #[derive(Debug, Parser)]
 #[command(about = "Signed Kapso/Meta webhooks against an inboxflow ingress")]
@@ -140,20 +145,68 @@ async fn run(args: Args) -> anyhow::Result<()> {
         senders: args.senders.max(1),
     };
     if let Some(path) = &args.write_registry {
-        std::fs::write(path, layout.registry_toml())
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!(
-            "registry for {} workspaces written to {}",
-            layout.workspaces,
-            path.display()
-        );
-        return Ok(());
+        return write_registry(&layout, path);
     }
+    let gen_cfg = gen_config(&args);
+    let generator = |k: usize| {
+        let cfg = GenConfig {
+            run_id: format!("{}w{k}", gen_cfg.run_id),
+            ..gen_cfg.clone()
+        };
+        Generator::new(cfg, layout.clone(), args.seed.wrapping_add(k as u64))
+    };
+    let drive_cfg = drive_config(&args);
+
+    let samplers = Samplers::start(&args);
+    let watched = watched_with_self(&args.watch);
+    let cpu_start = spawn_cpu_start(watched.clone(), args.warmup);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let verifier = args.verify_cql.then(|| spawn_verifier(&args, &layout, rx));
+    let accepted = verifier.is_some().then_some(tx);
+
+    let run = driver::drive(&drive_cfg, generator, accepted).await?;
+    let cpu_end = cpu_ticks_of(&watched);
+    let (cpu_started, cpu_begin) = cpu_start.await?;
+    let cpu = Cpu {
+        secs: (run.finished - cpu_started).as_secs_f64(),
+        watched,
+        begin: cpu_begin,
+        end: cpu_end,
+    };
+    let seen = match verifier {
+        Some(v) => Some(v.await??),
+        None => None,
+    };
+    let (rss, processor) = samplers.stop().await?;
+    let observed = Observed {
+        run,
+        cpu,
+        rss,
+        processor,
+        seen,
+    };
+    report::write(&args, &layout, &drive_cfg, &observed)
+}
+
+/// `--write-registry`: the registry TOML routing `layout`'s workspaces.
+fn write_registry(layout: &Layout, path: &Path) -> anyhow::Result<()> {
+    std::fs::write(path, layout.registry_toml())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "registry for {} workspaces written to {}",
+        layout.workspaces,
+        path.display()
+    );
+    Ok(())
+}
+
+/// What the generators make; each worker's gets its own run id from it.
+fn gen_config(args: &Args) -> GenConfig {
     let run_id = args
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
-    let gen_cfg = GenConfig {
+    GenConfig {
         kind: args.kind,
         messages_per_webhook: args.messages_per_webhook.max(1),
         payload_bytes: args.payload_bytes,
@@ -162,15 +215,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         run_id,
         kapso_secret: args.kapso_secret.clone(),
         meta_secret: args.meta_secret.clone(),
-    };
-    let generator = |k: usize| {
-        let cfg = GenConfig {
-            run_id: format!("{}w{k}", gen_cfg.run_id),
-            ..gen_cfg.clone()
-        };
-        Generator::new(cfg, layout.clone(), args.seed.wrapping_add(k as u64))
-    };
-    let drive_cfg = DriveConfig {
+    }
+}
+
+/// How the driver sends: where, how many at once, at what pace, for how long.
+fn drive_config(args: &Args) -> DriveConfig {
+    DriveConfig {
         base_url: args.url.trim_end_matches('/').to_owned(),
         concurrency: args.concurrency.max(1),
         pace: match (args.rate, args.message_rate) {
@@ -183,165 +233,93 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map_or(Until::Elapsed(args.duration), Until::Count),
         warmup: args.warmup,
         request_timeout: Duration::from_secs(30),
-    };
+    }
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let rss = tokio::spawn(stats::sample_rss(
-        args.watch.clone(),
-        Duration::from_millis(250),
-        stop_rx.clone(),
-    ));
-    let processor = args.processor_metrics.clone().map(|url| {
-        tokio::spawn(stats::sample_processor(
-            url,
-            Duration::from_secs(1),
+/// The background samplers of RSS and of the processor's `/metrics`, which
+/// run until [`Samplers::stop`].
+struct Samplers {
+    stop_tx: watch::Sender<bool>,
+    rss: JoinHandle<Rss>,
+    processor: Option<JoinHandle<ProcessorSamples>>,
+}
+
+impl Samplers {
+    fn start(args: &Args) -> Self {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let rss = tokio::spawn(stats::sample_rss(
+            args.watch.clone(),
+            Duration::from_millis(250),
             stop_rx.clone(),
-        ))
-    });
-    let mut watched = args.watch.clone();
+        ));
+        let processor = args.processor_metrics.clone().map(|url| {
+            tokio::spawn(stats::sample_processor(
+                url,
+                Duration::from_secs(1),
+                stop_rx.clone(),
+            ))
+        });
+        Self {
+            stop_tx,
+            rss,
+            processor,
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<(Rss, Option<ProcessorSamples>)> {
+        let _ = self.stop_tx.send(true);
+        let rss = self.rss.await?;
+        let processor = match self.processor {
+            Some(p) => Some(p.await?),
+            None => None,
+        };
+        Ok((rss, processor))
+    }
+}
+
+/// The `--watch-pid` processes and loadgen itself, whose CPU time is reported.
+fn watched_with_self(watch: &[Watched]) -> Vec<Watched> {
+    let mut watched = watch.to_vec();
     watched.push(Watched {
         name: "loadgen".into(),
         pid: "self".into(),
     });
-    let cpu_start = {
-        let (watched, warmup) = (watched.clone(), args.warmup);
-        tokio::spawn(async move {
-            tokio::time::sleep(warmup).await;
-            let ticks: Vec<Option<u64>> =
-                watched.iter().map(|w| stats::cpu_ticks(&w.pid)).collect();
-            (Instant::now(), ticks)
-        })
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let verifier = args.verify_cql.then(|| {
-        let cfg = VisibilityConfig {
-            nodes: args.cql_nodes.clone(),
-            keyspace: args.keyspace.clone(),
-            poll_interval: args.poll_interval,
-            timeout: args.verify_timeout,
-        };
-        let ids = (0..layout.workspaces)
-            .map(|w| layout.workspace_id(w))
-            .collect();
-        tokio::spawn(visibility::watch(cfg, ids, rx))
-    });
-    let accepted = verifier.is_some().then_some(tx);
+    watched
+}
 
-    let run = driver::drive(&drive_cfg, generator, accepted).await?;
-    let cpu_end: Vec<Option<u64>> = watched.iter().map(|w| stats::cpu_ticks(&w.pid)).collect();
-    let (cpu_started, cpu_begin) = cpu_start.await?;
-    let cpu_secs = (run.finished - cpu_started).as_secs_f64();
-    let seen = match verifier {
-        Some(v) => Some(v.await??),
-        None => None,
-    };
-    let _ = stop_tx.send(true);
-    let rss = rss.await?;
-    let processor = match processor {
-        Some(p) => Some(p.await?),
-        None => None,
-    };
+/// The CPU ticks of each of `watched`, `None` where `/proc` has none.
+fn cpu_ticks_of(watched: &[Watched]) -> Vec<Option<u64>> {
+    watched.iter().map(|w| stats::cpu_ticks(&w.pid)).collect()
+}
 
-    // ---- the report ----
-    let measured: Vec<_> = run.measured(args.warmup).copied().collect();
-    let window = run.window(args.warmup).as_secs_f64().max(1e-9);
-    let count = |f: &dyn Fn(u16) -> bool| run.samples.iter().filter(|s| f(s.status)).count();
-    let (ok, client_err, server_err) = (
-        count(&|s| (200..300).contains(&s)),
-        count(&|s| (400..500).contains(&s)),
-        count(&|s| s >= 500),
-    );
-    let errors = count(&|s| s == 0);
-    let latency = Summary::of(measured.iter().map(|s| s.latency).collect());
-    let items: usize = measured.iter().map(|s| s.items).sum();
-    let shape = |k: Shape| run.samples.iter().filter(|s| s.shape == k).count();
-    let tck = stats::clock_ticks_per_second() as f64;
-    let cpu: serde_json::Map<String, Value> = watched
-        .iter()
-        .zip(cpu_begin.iter().zip(&cpu_end))
-        .filter_map(|(w, (a, b))| {
-            let secs = (b.as_ref()? - a.as_ref()?) as f64 / tck;
-            let per = secs / measured.len().max(1) as f64 * 1e6;
-            let share = secs / cpu_secs.max(1e-9);
-            Some((
-                w.name.clone(),
-                json!({"cpu_s": round(secs, 3), "us_per_webhook": round(per, 1),
-                "cores": round(share, 2)}),
-            ))
-        })
+/// When the warm-up ends: that instant and the CPU ticks of `watched` then.
+fn spawn_cpu_start(
+    watched: Vec<Watched>,
+    warmup: Duration,
+) -> JoinHandle<(Instant, Vec<Option<u64>>)> {
+    tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        let ticks = cpu_ticks_of(&watched);
+        (Instant::now(), ticks)
+    })
+}
+
+/// `--verify-cql`: the watcher of every accepted message id's row.
+fn spawn_verifier(
+    args: &Args,
+    layout: &Layout,
+    rx: mpsc::UnboundedReceiver<Accepted>,
+) -> JoinHandle<anyhow::Result<Visibility>> {
+    let cfg = VisibilityConfig {
+        nodes: args.cql_nodes.clone(),
+        keyspace: args.keyspace.clone(),
+        poll_interval: args.poll_interval,
+        timeout: args.verify_timeout,
+    };
+    let ids = (0..layout.workspaces)
+        .map(|w| layout.workspace_id(w))
         .collect();
-    let mut report = json!({
-        "label": args.label, "url": args.url, "kind": format!("{:?}", args.kind),
-        "workspaces": layout.workspaces, "senders": layout.senders,
-        "messages_per_webhook": args.messages_per_webhook, "payload_bytes": args.payload_bytes,
-        "duplicate_rate": args.duplicate_rate, "status_rate": args.status_rate,
-        "target": match drive_cfg.pace {
-            Pace::Webhooks(r) => json!({"webhooks_per_s": r}),
-            Pace::Messages(r) => json!({"messages_per_s": r}),
-            Pace::Unlimited => json!({"concurrency": drive_cfg.concurrency}),
-        },
-        "concurrency": drive_cfg.concurrency, "warmup_s": args.warmup.as_secs_f64(),
-        "sent": {"webhooks": run.samples.len(),
-            "new_messages": run.samples.iter().map(|s| s.new_messages).sum::<usize>(),
-            "statuses": run.samples.iter().map(|s| s.statuses).sum::<usize>(),
-            "duplicates": run.samples.iter().filter(|s| s.duplicate).count(),
-            "kapso": shape(Shape::Kapso), "kapso_batch": shape(Shape::KapsoBatch), "meta": shape(Shape::Meta)},
-        "http": {"2xx": ok, "4xx": client_err, "5xx": server_err, "errors": errors},
-        "window_s": round(window, 3),
-        "webhooks_per_s": round(measured.len() as f64 / window, 1),
-        "items_per_s": round(items as f64 / window, 1),
-        "latency": latency.to_json(),
-        "late": run.late, "max_schedule_lag_ms": round(run.max_schedule_lag.as_secs_f64() * 1e3, 1),
-        "cpu": cpu,
-        "rss": rss.iter().map(|(k, v)| (k.clone(), stats::rss_json(v))).collect::<serde_json::Map<_, _>>(),
-    });
-    println!(
-        "{}: {} webhooks in {:.1} s after warm-up: {:.0} webhooks/s, {:.0} messages+statuses/s",
-        args.label,
-        measured.len(),
-        window,
-        measured.len() as f64 / window,
-        items as f64 / window
-    );
-    println!(
-        "  http: {ok} 2xx, {client_err} 4xx, {server_err} 5xx, {errors} failed; latency {}",
-        latency.line()
-    );
-    for (name, c) in &report["cpu"].as_object().cloned().unwrap_or_default() {
-        println!(
-            "  cpu {name}: {} µs per webhook ({} cores)",
-            c["us_per_webhook"], c["cores"]
-        );
-    }
-    if let Some(p) = &processor {
-        let max = p.lag.iter().map(|(_, l)| *l).max();
-        let last = p.lag.last().map(|(_, l)| *l);
-        report["lag"] = json!({"max": max, "last": last,
-            "series": p.lag.iter().map(|(t, l)| json!([round(*t, 1), l])).collect::<Vec<_>>()});
-        report["processor"] = p.to_json();
-        println!(
-            "  processor consumer lag: max {max:?}, last {last:?}; {}",
-            report["processor"]
-        );
-    }
-    if let Some(seen) = seen {
-        report["e2e"] = seen.to_json(run.finished);
-        println!(
-            "  end to end: {} visible, {} missing; 200 -> row {}",
-            seen.latencies.len(),
-            seen.missing,
-            Summary::of(seen.latencies.clone()).line()
-        );
-        println!(
-            "  {}",
-            report["e2e"]["summary"].as_str().unwrap_or_default()
-        );
-    }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    tokio::spawn(visibility::watch(cfg, ids, rx))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -191,21 +191,7 @@ pub async fn verify(
     sent: u64,
     acknowledged: &[SentMessage],
 ) -> anyhow::Result<Figures> {
-    let rows: Vec<(String, String)> = session
-        .query_iter(
-            format!("SELECT workspace_id, message_id FROM {keyspace}.messages"),
-            (),
-        )
-        .await
-        .context("reading the messages")?
-        .rows_stream::<(String, String)>()?
-        .try_collect()
-        .await
-        .context("reading the messages")?;
-    let mut stored: HashMap<(String, String), u64> = HashMap::new();
-    for row in rows {
-        *stored.entry(row).or_default() += 1;
-    }
+    let stored = stored_messages(session, keyspace).await?;
     let acked: HashSet<(String, String)> = acknowledged
         .iter()
         .map(|m| (m.workspace_id.clone(), m.message_id.clone()))
@@ -223,8 +209,40 @@ pub async fn verify(
             figures.extra += 1;
         }
     }
+    let conversations = stored_conversations(session, keyspace).await?;
+    figures.conversation_mismatches = conversation_mismatches(conversations, acknowledged);
+    Ok(figures)
+}
 
-    let conversations: Vec<ConversationRow> = session
+/// How many rows of `keyspace.messages` each `(workspace_id, message_id)` has.
+async fn stored_messages(
+    session: &Session,
+    keyspace: &str,
+) -> anyhow::Result<HashMap<(String, String), u64>> {
+    let rows: Vec<(String, String)> = session
+        .query_iter(
+            format!("SELECT workspace_id, message_id FROM {keyspace}.messages"),
+            (),
+        )
+        .await
+        .context("reading the messages")?
+        .rows_stream::<(String, String)>()?
+        .try_collect()
+        .await
+        .context("reading the messages")?;
+    let mut stored: HashMap<(String, String), u64> = HashMap::new();
+    for row in rows {
+        *stored.entry(row).or_default() += 1;
+    }
+    Ok(stored)
+}
+
+/// Every row of `keyspace.conversations`.
+async fn stored_conversations(
+    session: &Session,
+    keyspace: &str,
+) -> anyhow::Result<Vec<ConversationRow>> {
+    session
         .query_iter(
             format!(
                 "SELECT workspace_id, phone_number_id, contact_phone, unread_count, \
@@ -237,7 +255,16 @@ pub async fn verify(
         .rows_stream::<ConversationRow>()?
         .try_collect()
         .await
-        .context("reading the conversations")?;
+        .context("reading the conversations")
+}
+
+/// The stored conversations that differ from a clean run of `acknowledged`,
+/// then the clean run's conversations that are not stored.
+fn conversation_mismatches(
+    conversations: Vec<ConversationRow>,
+    acknowledged: &[SentMessage],
+) -> Vec<String> {
+    let mut mismatches = Vec::new();
     let mut expected = expected_conversations(acknowledged);
     for (ws, pn, phone, unread, count, last_at, last_id) in conversations {
         let key = (ws, pn.unwrap_or_default(), phone.unwrap_or_default());
@@ -250,18 +277,14 @@ pub async fn verify(
         match expected.remove(&key) {
             Some(e) if actual == (e.unread, e.messages, Some(e.last.0), Some(e.last.1.clone())) => {
             }
-            Some(e) => figures
-                .conversation_mismatches
-                .push(format!("{key:?}: stored {actual:?}, clean run {e:?}")),
-            None => figures.conversation_mismatches.push(format!(
+            Some(e) => mismatches.push(format!("{key:?}: stored {actual:?}, clean run {e:?}")),
+            None => mismatches.push(format!(
                 "{key:?}: stored {actual:?}, absent from a clean run"
             )),
         }
     }
     for (key, e) in expected {
-        figures
-            .conversation_mismatches
-            .push(format!("{key:?}: missing, clean run {e:?}"));
+        mismatches.push(format!("{key:?}: missing, clean run {e:?}"));
     }
-    Ok(figures)
+    mismatches
 }

@@ -71,42 +71,12 @@ pub async fn watch(
     workspace_ids: Vec<String>,
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
 ) -> anyhow::Result<Visibility> {
-    let builder = processor::store::session_builder(&cfg.nodes);
-    // Boxed: the driver's connect future is large (clippy::large_futures).
-    let session: Arc<Session> = Arc::new(
-        Box::pin(builder.build())
-            .await
-            .context("connecting to CQL")?,
-    );
-    let statement = session
-        .prepare(format!(
-            "SELECT message_id, conversation_id FROM {}.message_index \
-             WHERE workspace_id = ? AND message_id IN ?",
-            cfg.keyspace
-        ))
-        .await
-        .context("preparing the visibility query")?;
+    let (session, statement) = connect(&cfg).await?;
     let mut queues: Vec<Queue> = vec![VecDeque::new(); workspace_ids.len()];
     let mut last_sweep = vec![Instant::now(); workspace_ids.len()];
     let mut seen = Visibility::default();
     loop {
-        loop {
-            match accepted.try_recv() {
-                Ok(a) => {
-                    seen.first_accepted.get_or_insert(a.at);
-                    let q = &mut queues[a.workspace];
-                    q.extend(a.message_ids.into_iter().map(|id| (id, a.at)));
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if seen.sending_ended.is_none() {
-                        seen.sending_ended = Some(Instant::now());
-                        seen.backlog_at_send_end = queues.iter().map(VecDeque::len).sum();
-                    }
-                    break;
-                }
-            }
-        }
+        seen.take_accepted(&mut accepted, &mut queues);
         let pending: usize = queues.iter().map(VecDeque::len).sum();
         if let Some(ended) = seen.sending_ended {
             if pending == 0 {
@@ -126,17 +96,31 @@ pub async fn watch(
             let (found, queries, keys) = result?;
             seen.queries += queries;
             seen.keys_read += keys;
-            for (at, visible_at) in found {
-                seen.latencies.push(visible_at - at);
-                let since = at - *seen.first_accepted.get_or_insert(at);
-                seen.timeline.push((since.as_secs_f64(), visible_at - at));
-                seen.last_visible =
-                    Some(seen.last_visible.map_or(visible_at, |l| l.max(visible_at)));
-            }
+            seen.record(found);
         }
         tokio::time::sleep(cfg.poll_interval).await;
     }
     Ok(seen)
+}
+
+/// The CQL session and the prepared `message_index` query.
+async fn connect(cfg: &VisibilityConfig) -> anyhow::Result<(Arc<Session>, PreparedStatement)> {
+    let builder = processor::store::session_builder(&cfg.nodes);
+    // Boxed: the driver's connect future is large (clippy::large_futures).
+    let session: Arc<Session> = Arc::new(
+        Box::pin(builder.build())
+            .await
+            .context("connecting to CQL")?,
+    );
+    let statement = session
+        .prepare(format!(
+            "SELECT message_id, conversation_id FROM {}.message_index \
+             WHERE workspace_id = ? AND message_id IN ?",
+            cfg.keyspace
+        ))
+        .await
+        .context("preparing the visibility query")?;
+    Ok((session, statement))
 }
 
 /// Polls one workspace's queue; returns (accepted at, seen at) of the ids
@@ -195,6 +179,42 @@ async fn poll_workspace(
 }
 
 impl Visibility {
+    /// Queues every id accepted so far in its workspace's queue; when the
+    /// channel has closed, notes the end of sending and the backlog then.
+    fn take_accepted(
+        &mut self,
+        accepted: &mut mpsc::UnboundedReceiver<Accepted>,
+        queues: &mut [Queue],
+    ) {
+        loop {
+            match accepted.try_recv() {
+                Ok(a) => {
+                    self.first_accepted.get_or_insert(a.at);
+                    let q = &mut queues[a.workspace];
+                    q.extend(a.message_ids.into_iter().map(|id| (id, a.at)));
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if self.sending_ended.is_none() {
+                        self.sending_ended = Some(Instant::now());
+                        self.backlog_at_send_end = queues.iter().map(VecDeque::len).sum();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Records the ids found visible: (accepted at, seen at) each.
+    fn record(&mut self, found: Vec<(Instant, Instant)>) {
+        for (at, visible_at) in found {
+            self.latencies.push(visible_at - at);
+            let since = at - *self.first_accepted.get_or_insert(at);
+            self.timeline.push((since.as_secs_f64(), visible_at - at));
+            self.last_visible = Some(self.last_visible.map_or(visible_at, |l| l.max(visible_at)));
+        }
+    }
+
     /// The report: latency percentiles, throughput, backlog, drain time (from
     /// `finished`, the last 200), and p50/p99 per second of the run.
     pub fn to_json(&self, finished: Instant) -> Value {
