@@ -76,12 +76,16 @@ async fn an_edit_and_a_revoke_that_arrive_before_their_messages_still_apply() ->
     let cql = "SELECT body, edited_at, revoked_at FROM {ks}.messages WHERE workspace_id = ? \
                AND message_id = ? ALLOW FILTERING";
     type Row = (Option<String>, Option<CqlTimestamp>, Option<CqlTimestamp>);
+    // Step 6 stores a message before step 8 applies its amendment: wait for
+    // the amendment's own column, not only the row.
     let edited: Row = poll::until("the edited message stored", WAIT, || async {
-        row(&env, cql, (ws, "wamid.orig")).await
+        let r: Option<Row> = row(&env, cql, (ws, "wamid.orig")).await?;
+        Ok(r.filter(|r| r.1.is_some()))
     })
     .await?;
     let gone: Row = poll::until("the revoked message stored", WAIT, || async {
-        row(&env, cql, (ws, "wamid.gone")).await
+        let r: Option<Row> = row(&env, cql, (ws, "wamid.gone")).await?;
+        Ok(r.filter(|r| r.2.is_some()))
     })
     .await?;
     assert_eq!(edited.0.as_deref(), Some("edited"));
