@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inboxflow_tests::faults::long;
+use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use processor::inbox::{ActivityKey, Inbox, moves};
 use scylla::value::CqlTimestamp;
 use shared::record::now_ms;
 use uuid::Uuid;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Tombstone cells Cassandra's (and ScyllaDB's) read trace reports.
 fn tombstones_in(activity: &str) -> Option<u64> {
@@ -90,31 +93,24 @@ async fn a_busy_conversation_leaves_at_most_one_list_tombstone_per_minute() -> a
     let traced = s
         .execute_unpaged(&page, (ws, bucket, CqlTimestamp(i64::MAX)))
         .await?;
-    let trace = s
-        .get_tracing_info(&traced.tracing_id().context("a tracing id")?)
-        .await?;
-    let met: u64 = trace
-        .events
-        .iter()
-        .filter_map(|e| e.activity.as_deref().and_then(tombstones_in))
-        .sum();
+    let id = traced.tracing_id().context("a tracing id")?;
+    // Trace events are written asynchronously: poll until the read's own
+    // "Read N live rows and M tombstone cells" event is there.
+    let met: u64 = poll::until("the read's tombstone count in its trace", WAIT, || async {
+        let trace = s.get_tracing_info(&id).await?;
+        let counts: Vec<u64> = trace
+            .events
+            .iter()
+            .filter_map(|e| e.activity.as_deref().and_then(tombstones_in))
+            .collect();
+        Ok((!counts.is_empty()).then(|| counts.iter().sum()))
+    })
+    .await?;
     let minutes = deletes + 1;
     println!(
         "[inbox] {updates} updates to one conversation over {:.0} min: {deletes} moves, \
          the list's first read met {met} tombstone cells",
         (updates * step_ms) as f64 / 60_000.0
-    );
-    assert!(
-        trace
-            .events
-            .iter()
-            .any(|e| e.activity.as_deref().and_then(tombstones_in).is_some()),
-        "the trace reports the tombstones met: {:?}",
-        trace
-            .events
-            .iter()
-            .map(|e| e.activity.clone())
-            .collect::<Vec<_>>()
     );
     assert!(
         deletes < minutes && minutes as i64 <= updates * step_ms / 60_000 + 2,
