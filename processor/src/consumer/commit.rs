@@ -3,15 +3,8 @@
 //! Guarantee: [`commit_owned`] commits, for each partition of the batch that
 //! is still assigned to this consumer, the offset after the highest record of
 //! the batch, synchronously. Partitions no longer assigned are skipped.
-//! The blocking librdkafka calls (the commit and the watermark queries) run
-//! on tokio's blocking pool (`spawn_blocking`), as the ingress's flush does,
-//! so they never stall the runtime's workers and need no multi-thread runtime.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -35,8 +28,8 @@ pub fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
 
 /// Commits the batch's offsets for partitions still owned, then updates the
 /// lag and end-to-end latency metrics.
-pub async fn commit_owned(
-    consumer: &Arc<GroupConsumer>,
+pub fn commit_owned(
+    consumer: &GroupConsumer,
     batch: &[OwnedMessage],
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
@@ -53,8 +46,7 @@ pub async fn commit_owned(
         }
     }
     if tpl.count() > 0 {
-        let tpl = tpl.clone();
-        blocking(consumer, move |c| c.commit(&tpl, CommitMode::Sync)).await??;
+        tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync))?;
     }
     let now = record::now_ms();
     for m in batch {
@@ -67,35 +59,19 @@ pub async fn commit_owned(
                 .observe((now - received).max(0) as f64 / 1000.0);
         }
     }
-    let committed: Vec<(String, i32, Offset)> = tpl
-        .elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
-        .collect();
-    for (topic, partition, offset) in committed {
-        let label = partition.to_string();
-        let watermarks = blocking(consumer, move |c| {
-            c.fetch_watermarks(&topic, partition, Duration::from_millis(500))
-        })
-        .await;
-        if let (Ok(Ok((_, high))), Offset::Offset(committed)) = (watermarks, offset) {
-            metrics
-                .consumer_lag
-                .with_label_values(&[&label])
-                .set((high - committed).max(0));
+    for elem in tpl.elements() {
+        let timeout = std::time::Duration::from_millis(500);
+        let watermarks = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(elem.topic(), elem.partition(), timeout)
+        });
+        if let Ok((_, high)) = watermarks {
+            if let Offset::Offset(committed) = elem.offset() {
+                metrics
+                    .consumer_lag
+                    .with_label_values(&[&elem.partition().to_string()])
+                    .set((high - committed).max(0));
+            }
         }
     }
     Ok(())
-}
-
-/// Runs a blocking call on the consumer on tokio's blocking pool.
-async fn blocking<T, F>(consumer: &Arc<GroupConsumer>, call: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&GroupConsumer) -> T + Send + 'static,
-{
-    let consumer = Arc::clone(consumer);
-    tokio::task::spawn_blocking(move || call(&consumer))
-        .await
-        .context("blocking consumer call panicked")
 }

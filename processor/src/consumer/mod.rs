@@ -119,8 +119,7 @@ pub async fn run(
                 // the consumer: the batch is stored, a later batch's commit
                 // covers its offsets, and if none comes they are re-read
                 // after a restart or rebalance, which the pipeline absorbs.
-                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics).await
-                {
+                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics) {
                     warn!(cause = %err, "offset commit failed; the next commit covers this batch");
                 } else {
                     committed += 1;
