@@ -63,6 +63,12 @@ pub struct ConsumerConfig {
     /// librdkafka session timeout; a processor silent for longer leaves the group.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// How often librdkafka commits the offsets of completed batches.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// How often librdkafka reports statistics, from which `consumer_lag` is set.
+    #[serde(with = "humantime_serde")]
+    pub lag_interval: Duration,
     /// Ignored: steps now run as one wave across every workspace of a batch
     /// (`cql.max_concurrent_requests` bounds the requests). Accepted so that
     /// configurations of earlier releases still load.
@@ -121,6 +127,13 @@ impl ProcessorConfig {
             return Err(invalid("consumer.max_records must be at least 1"));
         }
         require_positive_duration("consumer.max_wait", self.consumer.max_wait)?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600))
+            .contains(&self.consumer.lag_interval)
+        {
+            return Err(invalid(
+                "consumer.lag_interval must be between 100ms and 1h",
+            ));
+        }
         if !(1024..=1_000_000_000).contains(&self.consumer.max_record_bytes) {
             return Err(invalid(
                 "consumer.max_record_bytes must be between 1024 and 1000000000",

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub end_to_end_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
+    pub offset_commits: IntCounterVec,
+    pub offsets_pending_commit: IntGauge,
 }
 
 const SIZE_BUCKETS: &[f64] = &[
@@ -134,7 +136,7 @@ impl Metrics {
         )?;
         let consumer_lag = r.gauge_vec(
             "consumer_lag",
-            "Records between the committed offset and the high watermark.",
+            "Records between the committed offset and the high watermark (librdkafka statistics).",
             "partition",
         )?;
         let assigned_partitions = r.gauge(
@@ -179,7 +181,10 @@ impl Metrics {
                 "Valid events ignored (not stored), by kind: unmodelled fields and types, malformed items.",
                 "kind",
             )?,
-            batches: counter("batches_total", "Micro-batches committed.")?,
+            batches: counter(
+                "batches_total",
+                "Micro-batches completed: stored, and their offsets stored for commit.",
+            )?,
             batch_records: histogram("batch_records", "Records per micro-batch.", SIZE_BUCKETS)?,
             batch_duration: histogram(
                 "batch_duration_seconds",
@@ -207,11 +212,20 @@ impl Metrics {
             )?,
             end_to_end_latency: histogram(
                 "end_to_end_latency_seconds",
-                "From the ingress receiving a webhook to its offset being committed.",
+                "From the ingress receiving a webhook to its offset being stored for commit.",
                 LATENCY_BUCKETS,
             )?,
             consumer_lag,
             assigned_partitions,
+            offset_commits: counter_vec(
+                "offset_commits_total",
+                "Offset commits the broker answered, by result (ok, failed).",
+                "result",
+            )?,
+            offsets_pending_commit: r.gauge(
+                "offsets_pending_commit",
+                "Owned partitions whose stored offset no commit has confirmed yet.",
+            )?,
             registry: r.registry.clone(),
         })
     }

@@ -34,6 +34,7 @@ impl ProcessorEnv {
         cfg.kafka.unrouted_topic = format!("{name}_unrouted");
         cfg.consumer.group_id = format!("{name}_group");
         cfg.consumer.session_timeout = Duration::from_secs(6);
+        cfg.consumer.lag_interval = Duration::from_millis(200);
         cfg.cql.nodes = cql::nodes();
         cfg.cql.keyspace = name.clone();
         cfg.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use inboxflow_tests::faults::check::group_lag;
 use inboxflow_tests::kafka;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
@@ -48,6 +49,57 @@ async fn the_reference_webhook_gives_three_contacts_three_conversations_and_ten_
     assert_eq!(env.contact_count("ws_ref").await?, 3);
     running.stop().await?;
     env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_offsets_are_committed_and_lag_comes_from_librdkafka_statistics()
+-> anyhow::Result<()> {
+    let env = ProcessorEnv::new(1).await?;
+    let running = env.start(Faults::default()).await?;
+    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
+    for round in 0..3 {
+        let prefix = format!("wamid.commit{round}");
+        let body = meta_body("pn-commit", &ten_messages_from_three_senders(&prefix), &[]);
+        env.produce_meta("ws_commit", "pn-commit", &body).await?;
+    }
+    poll::until("30 messages stored", WAIT, || async {
+        Ok((env.message_count("ws_commit").await? == 30).then_some(()))
+    })
+    .await?;
+    let m = &running.metrics;
+    poll::until(
+        "the group's committed offset at the high watermark",
+        WAIT,
+        || async { Ok((group_lag(group, topic).await? == 0).then_some(())) },
+    )
+    .await?;
+    poll::until("the commit's confirmation handled", WAIT, || async {
+        Ok((m.offsets_pending_commit.get() == 0).then_some(()))
+    })
+    .await?;
+    assert!(m.offset_commits.with_label_values(&["ok"]).get() >= 1);
+    assert_eq!(m.offset_commits.with_label_values(&["failed"]).get(), 0);
+    // librdkafka's statistics report the committed partition with no lag;
+    // nothing else sets this gauge.
+    poll::until("partition 0's lag reported as 0", WAIT, || async {
+        Ok((lag_series(m) == [("0".to_owned(), 0)]).then_some(()))
+    })
+    .await?;
+    running.stop().await?;
+    env.cleanup().await
+}
+
+/// The `consumer_lag` series of `metrics`, as (partition, value).
+fn lag_series(metrics: &processor::metrics::Metrics) -> Vec<(String, i64)> {
+    let text = shared::metrics::render(&metrics.registry);
+    let prefix = "inboxflow_processor_consumer_lag{partition=\"";
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let (partition, value) = rest.split_once("\"} ")?;
+            Some((partition.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn decoded(body: &[u8], offset: i64) -> anyhow::Result<DecodedRecord> {

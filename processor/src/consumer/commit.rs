@@ -1,12 +1,14 @@
 //! Offset commits: the last step of a micro-batch.
 //!
-//! Guarantee: [`commit_owned`] commits, for each partition of the batch that
-//! is still assigned to this consumer, the offset after the highest record of
-//! the batch, synchronously. Partitions no longer assigned are skipped.
+//! Guarantee: [`store_owned`] stores for commit, for each partition of the
+//! batch that is still assigned to this consumer, the offset after the
+//! highest record of the batch; partitions no longer assigned are skipped.
+//! Only stored offsets are ever committed (`enable.auto.offset.store` is
+//! off), and storing is local: the loop never waits on the broker.
 
 use std::collections::BTreeMap;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use shared::record;
@@ -26,9 +28,11 @@ pub fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
     next
 }
 
-/// Commits the batch's offsets for partitions still owned, then updates the
-/// lag and end-to-end latency metrics.
-pub fn commit_owned(
+/// Stores, for commit, the batch's offsets for partitions still owned, then
+/// records the end-to-end latency of its records. librdkafka commits stored
+/// offsets every `consumer.commit_interval`, before it gives up a partition,
+/// and on close; the results reach [`GroupContext`](super::GroupContext).
+pub fn store_owned(
     consumer: &GroupConsumer,
     batch: &[OwnedMessage],
     metrics: &Metrics,
@@ -46,7 +50,8 @@ pub fn commit_owned(
         }
     }
     if tpl.count() > 0 {
-        tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync))?;
+        consumer.store_offsets(&tpl)?;
+        consumer.context().stored(&tpl);
     }
     let now = record::now_ms();
     for m in batch {
@@ -57,20 +62,6 @@ pub fn commit_owned(
             metrics
                 .end_to_end_latency
                 .observe((now - received).max(0) as f64 / 1000.0);
-        }
-    }
-    for elem in tpl.elements() {
-        let timeout = std::time::Duration::from_millis(500);
-        let watermarks = tokio::task::block_in_place(|| {
-            consumer.fetch_watermarks(elem.topic(), elem.partition(), timeout)
-        });
-        if let Ok((_, high)) = watermarks {
-            if let Offset::Offset(committed) = elem.offset() {
-                metrics
-                    .consumer_lag
-                    .with_label_values(&[&elem.partition().to_string()])
-                    .set((high - committed).max(0));
-            }
         }
     }
     Ok(())

@@ -1,72 +1,41 @@
 //! The consumer-group loop: micro-batches in, offsets out.
 //!
-//! Delivery promise: offsets are committed only after [`BatchProcessor`] has
-//! stored (or dead-lettered) every record of the batch, and only for
-//! partitions this processor still owns. A partition revoked mid-batch is
-//! left uncommitted; its new owner reads those records again, which the
-//! idempotent pipeline absorbs. While the database is down the consumer
+//! Delivery promise: a batch's offsets are stored for commit only after
+//! [`BatchProcessor`] has stored (or dead-lettered) every record of it, and
+//! only for partitions this processor still owns; librdkafka commits nothing
+//! but stored offsets (on `consumer.commit_interval`, before a revoke, on
+//! close), so the loop never waits on the broker. A partition revoked
+//! mid-batch is left uncommitted; its new owner reads those records again,
+//! which the idempotent pipeline absorbs. While the database is down the consumer
 //! pauses its partitions but keeps polling, so it stays in the group, and it
 //! resumes by itself when a retry succeeds. A record polled while paused (from
 //! a partition assigned during the wait) is sought back; if the seek fails,
 //! the record is held and opens the next batch, so no later commit can pass
-//! it unprocessed. A failed commit is logged and the loop goes on (the batch
-//! is stored; the next commit covers it).
+//! it unprocessed. A failed commit is logged and counted; librdkafka's next
+//! commit carries the same stored offsets again.
 
 mod batch;
 mod commit;
+mod context;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntGauge, IntGaugeVec};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientContext, Message};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use batch::{BatchError, BatchProcessor, BatchReport};
 pub use commit::next_offsets;
+pub use context::GroupContext;
 
 use crate::config::{ConsumerConfig, ProcessorConfig};
 use crate::metrics::Metrics;
 
-/// Logs rebalances and tracks how many partitions this processor owns; the
-/// loop checks the live assignment again before committing.
-#[derive(Debug)]
-pub struct RebalanceLogger {
-    assigned: IntGauge,
-    lag: IntGaugeVec,
-}
-
-impl ClientContext for RebalanceLogger {}
-
-impl ConsumerContext for RebalanceLogger {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
-                info!(partitions = tpl.count(), "partitions revoked");
-                // The new owner reports these partitions' lag from now on.
-                for elem in tpl.elements() {
-                    let _ = self
-                        .lag
-                        .remove_label_values(&[&elem.partition().to_string()]);
-                }
-            }
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions being assigned"),
-            Rebalance::Error(e) => warn!(cause = %e, "rebalance error"),
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
-        if let Ok(assignment) = consumer.assignment() {
-            self.assigned.set(assignment.count() as i64);
-        }
-    }
-}
-
-pub type GroupConsumer = StreamConsumer<RebalanceLogger>;
+pub type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// Creates the group consumer and subscribes it to the webhook topic.
 pub fn subscribe(cfg: &ProcessorConfig, metrics: &Metrics) -> anyhow::Result<Arc<GroupConsumer>> {
@@ -74,7 +43,11 @@ pub fn subscribe(cfg: &ProcessorConfig, metrics: &Metrics) -> anyhow::Result<Arc
     let consumer: GroupConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .set("group.id", &c.group_id)
-        .set("enable.auto.commit", "false")
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            c.commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", &c.auto_offset_reset)
         .set(
@@ -83,29 +56,30 @@ pub fn subscribe(cfg: &ProcessorConfig, metrics: &Metrics) -> anyhow::Result<Arc
         )
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("fetch.wait.max.ms", "20")
-        .create_with_context(RebalanceLogger {
-            assigned: metrics.assigned_partitions.clone(),
-            lag: metrics.consumer_lag.clone(),
-        })?;
+        .set(
+            "statistics.interval.ms",
+            c.lag_interval.as_millis().to_string(),
+        )
+        .create_with_context(GroupContext::new(&cfg.kafka.webhook_topic, metrics))?;
     consumer.subscribe(&[&cfg.kafka.webhook_topic])?;
     Ok(Arc::new(consumer))
 }
 
 /// Runs until `shutdown` turns true, or (tests only, feature
-/// `fault-injection`) a batch fails for good with an injected crash. Returns the number of batches committed.
+/// `fault-injection`) a batch fails for good with an injected crash. Returns the number of batches completed.
 pub async fn run(
     consumer: Arc<GroupConsumer>,
     processor: BatchProcessor,
     cfg: ConsumerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
-    let mut committed = 0u64;
+    let mut completed = 0u64;
     let held: Held = Arc::default();
     loop {
         let first = std::mem::take(&mut *lock(&held));
         let Some(batch) = next_batch(&consumer, &cfg, &mut shutdown, first).await else {
-            info!(batches = committed, "consumer stopping");
-            return Ok(committed);
+            info!(batches = completed, "consumer stopping");
+            return Ok(completed);
         };
         let waiter = |backoff: Duration| {
             let consumer = Arc::clone(&consumer);
@@ -115,20 +89,19 @@ pub async fn run(
         };
         match processor.process(&batch, waiter).await {
             Ok(_report) => {
-                // A failed commit (the broker restarting, say) must not stop
-                // the consumer: the batch is stored, a later batch's commit
-                // covers its offsets, and if none comes they are re-read
-                // after a restart or rebalance, which the pipeline absorbs.
-                if let Err(err) = commit::commit_owned(&consumer, &batch, &processor.metrics) {
-                    warn!(cause = %err, "offset commit failed; the next commit covers this batch");
+                // A failed offset store (the partition just revoked, say)
+                // must not stop the consumer: the batch is stored, and its
+                // records are re-read by their owner, which the pipeline absorbs.
+                if let Err(err) = commit::store_owned(&consumer, &batch, &processor.metrics) {
+                    warn!(cause = %err, "storing the offsets failed; the records will be read again");
                 } else {
-                    committed += 1;
+                    completed += 1;
                 }
                 resume_all(&consumer);
             }
             Err(BatchError::Shutdown) => {
                 info!("shutdown during retries; batch left uncommitted");
-                return Ok(committed);
+                return Ok(completed);
             }
             #[cfg(feature = "fault-injection")]
             Err(BatchError::Injected(e)) => {
