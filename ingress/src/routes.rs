@@ -5,7 +5,9 @@
 //! being read in full (a declared `Content-Length` is checked before reading;
 //! a chunked body is counted while it streams and abandoned at the limit); a
 //! body that takes longer than `body_read_timeout` gets 408; every rejection
-//! maps to a 4xx ([`handle_rejection`]), never a 500.
+//! maps to a 4xx ([`handle_rejection`]), never a 500. Memory held for a
+//! body grows with the bytes received, never with the size a client merely
+//! declares (at most [`MAX_INITIAL_BODY_CAPACITY`] is reserved up front).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -109,9 +111,7 @@ where
     }
     let max = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
     let read = async move {
-        let mut buf = BytesMut::with_capacity(
-            declared.map_or(8 * 1024, |len| usize::try_from(len).unwrap_or(max).min(max)),
-        );
+        let mut buf = BytesMut::with_capacity(initial_capacity(declared, max));
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|_| reject::custom(BodyUnreadable))?;
@@ -125,6 +125,17 @@ where
     tokio::time::timeout(limits.read_timeout, read)
         .await
         .map_err(|_| reject::custom(BodyTimedOut))?
+}
+
+/// Most memory reserved for a body before any of it arrives. A declared
+/// `Content-Length` is only a claim (the signature is checked once the whole
+/// body is in), so a larger body grows the buffer as its bytes arrive.
+pub const MAX_INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+
+/// The buffer reserved up front for a body that declares `declared` bytes.
+fn initial_capacity(declared: Option<u64>, max: usize) -> usize {
+    let declared = declared.map_or(8 * 1024, |len| usize::try_from(len).unwrap_or(max));
+    declared.min(max).min(MAX_INITIAL_BODY_CAPACITY)
 }
 
 /// Maps every rejection to a 4xx response.
@@ -220,6 +231,30 @@ mod tests {
             .await
             .expect_err("stalls");
         assert_eq!(rejection_status(&err).0, StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn a_declared_length_reserves_at_most_the_initial_cap() {
+        let max = 4 * 1024 * 1024;
+        let declared = Some(max as u64);
+        assert_eq!(initial_capacity(declared, max), MAX_INITIAL_BODY_CAPACITY);
+        assert_eq!(initial_capacity(Some(100), max), 100);
+        assert_eq!(initial_capacity(None, max), 8 * 1024);
+        assert_eq!(initial_capacity(Some(u64::MAX), 8), 8);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_initial_cap_still_arrives_whole() {
+        let big = "x".repeat(MAX_INITIAL_BODY_CAPACITY * 3);
+        let part: &'static str = Box::leak(big.into_boxed_str());
+        let limits = BodyLimits {
+            max_bytes: (MAX_INITIAL_BODY_CAPACITY * 8) as u64,
+            ..LIMITS
+        };
+        let body = read_bounded(chunks(&[part, part]), Some(part.len() as u64 * 2), limits)
+            .await
+            .expect("fits");
+        assert_eq!(body.len(), part.len() * 2);
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub const MAX_ID_BYTES: usize = 256;
 /// are cut on a character boundary.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
+/// Most distinct routing keys (phone_number_ids plus business account ids)
+/// one body may name. Real bodies name one or a few; the cap bounds what a
+/// signed body can make the ingress do (and keeps the id headers of a record
+/// far under the 64 KiB of header room a record is allowed).
+pub const MAX_ROUTING_KEYS: usize = 1000;
+
 /// Why a body is not a webhook we understand. Such bodies are dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
@@ -44,6 +50,8 @@ pub enum ShapeError {
         sender: &'static str,
         reason: String,
     },
+    #[error("body names more than {limit} distinct phone_number_ids and accounts")]
+    TooManyRoutingKeys { limit: usize },
 }
 
 /// What a body names for routing, in first-seen order, without duplicates.
@@ -78,6 +86,11 @@ pub fn routing_keys(source: Source, body: &[u8]) -> Result<RoutingKeys, ShapeErr
     };
     dedup(&mut keys.phone_number_ids);
     dedup(&mut keys.business_account_ids);
+    if keys.phone_number_ids.len() + keys.business_account_ids.len() > MAX_ROUTING_KEYS {
+        return Err(ShapeError::TooManyRoutingKeys {
+            limit: MAX_ROUTING_KEYS,
+        });
+    }
     Ok(keys)
 }
 
@@ -86,14 +99,10 @@ pub fn routing_phone_number_ids(source: Source, body: &[u8]) -> Result<Vec<Strin
     routing_keys(source, body).map(|k| k.phone_number_ids)
 }
 
+/// Drops repeated ids, keeping first-seen order, in linear time.
 fn dedup(ids: &mut Vec<String>) {
-    let mut seen = Vec::with_capacity(ids.len());
-    for id in ids.drain(..) {
-        if !seen.contains(&id) {
-            seen.push(id);
-        }
-    }
-    *ids = seen;
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.retain(|id| seen.insert(id.clone()));
 }
 
 /// Whether `body` is a raw Meta Cloud API payload (`object:

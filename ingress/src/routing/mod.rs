@@ -13,10 +13,17 @@
 //!   that workspace;
 //! - numbers and accounts without a workspace (or, for a delivery signed
 //!   with one workspace's own Kapso secret, those of another workspace) go to
-//!   the unrouted topic, one record per reason, keyed by them.
+//!   the unrouted topic, one record per reason, keyed by them (a key over
+//!   [`MAX_KEY_BYTES`] is replaced by its SHA-256);
+//! - the work is linear in the body's routing keys, and bounded: a body
+//!   naming more than [`shared::webhook::MAX_ROUTING_KEYS`] of them, or
+//!   numbers of more than [`MAX_WORKSPACES_PER_BODY`] workspaces, is
+//!   dead-lettered whole, as one record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use shared::record::Trust;
 use shared::webhook::{RoutingKeys, ShapeError};
 
@@ -27,6 +34,13 @@ use crate::registry::Registry;
 pub const DEAD_LETTER_KEY: &str = "unparsed";
 /// Key of unrouted records of a body that names no phone number at all.
 pub const NO_PHONE_KEY: &str = "none";
+/// Longest key written as is; a longer one (the joined ids of many unknown
+/// numbers) is replaced by `sha256:` and the hex digest of it.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Most workspaces one body may be routed to. Each routed record carries the
+/// whole body (librdkafka copies it per record), so this bounds the copies;
+/// a body over it is dead-lettered whole, once.
+pub const MAX_WORKSPACES_PER_BODY: usize = 16;
 
 pub const REASON_UNKNOWN_PHONE: &str = "unknown phone_number_id";
 pub const REASON_FOREIGN_PHONE: &str =
@@ -50,6 +64,12 @@ pub enum Diversion {
     NotJson,
     /// Dead letter: JSON, but not a webhook shape we know.
     UnexpectedShape,
+    /// Dead letter: more distinct numbers and accounts than
+    /// [`shared::webhook::MAX_ROUTING_KEYS`].
+    TooManyRoutingKeys,
+    /// Dead letter: the body's numbers belong to more than
+    /// [`MAX_WORKSPACES_PER_BODY`] workspaces.
+    TooManyWorkspaces,
 }
 
 impl Diversion {
@@ -60,6 +80,8 @@ impl Diversion {
         Diversion::UnknownBusinessAccountId,
         Diversion::NotJson,
         Diversion::UnexpectedShape,
+        Diversion::TooManyRoutingKeys,
+        Diversion::TooManyWorkspaces,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +92,8 @@ impl Diversion {
             Diversion::UnknownBusinessAccountId => "unknown_business_account_id",
             Diversion::NotJson => "not_json",
             Diversion::UnexpectedShape => "unexpected_shape",
+            Diversion::TooManyRoutingKeys => "too_many_routing_keys",
+            Diversion::TooManyWorkspaces => "too_many_workspaces",
         }
     }
 
@@ -78,6 +102,7 @@ impl Diversion {
         match err {
             ShapeError::NotJson(_) => Diversion::NotJson,
             ShapeError::UnexpectedShape { .. } => Diversion::UnexpectedShape,
+            ShapeError::TooManyRoutingKeys { .. } => Diversion::TooManyRoutingKeys,
         }
     }
 }
@@ -116,6 +141,7 @@ pub fn plan(
         }];
     }
     let mut records: Vec<PlannedRecord> = Vec::new();
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
     let mut unknown = Vec::new();
     let mut foreign = Vec::new();
     let mut unknown_accounts = Vec::new();
@@ -131,13 +157,11 @@ pub fn plan(
             (None, _) => unknown.push(id),
             (Some(owner), Trust::Workspace(signer)) if owner != signer => foreign.push(id),
             (Some(owner), _) => {
-                let record = match records.iter_mut().position(|r| r.key == **owner) {
-                    Some(i) => &mut records[i],
-                    None => {
-                        records.push(routed(Arc::clone(owner)));
-                        records.last_mut().expect("just pushed")
-                    }
-                };
+                let at = *index.entry(Arc::clone(owner)).or_insert_with(|| {
+                    records.push(routed(Arc::clone(owner)));
+                    records.len() - 1
+                });
+                let record = &mut records[at];
                 match is_account {
                     false => record.phone_number_ids.push(id),
                     true => record.business_account_ids.push(id),
@@ -145,13 +169,16 @@ pub fn plan(
             }
         }
     }
+    if index.len() > MAX_WORKSPACES_PER_BODY {
+        return vec![too_many_workspaces()];
+    }
     for (ids, reason) in [
         (unknown, UNKNOWN_PHONE),
         (foreign, FOREIGN_PHONE),
         (unknown_accounts, UNKNOWN_ACCOUNT),
     ] {
         if !ids.is_empty() {
-            records.push(unrouted(ids.join(","), ids, reason));
+            records.push(unrouted(bounded_key(ids.join(",")), ids, reason));
         }
     }
     records
@@ -181,6 +208,28 @@ fn dead_letter(err: &ShapeError) -> PlannedRecord {
     }
 }
 
+fn too_many_workspaces() -> PlannedRecord {
+    PlannedRecord {
+        kind: TopicKind::DeadLetter,
+        key: DEAD_LETTER_KEY.to_owned(),
+        workspace_id: None,
+        phone_number_ids: Vec::new(),
+        business_account_ids: Vec::new(),
+        reason_kind: Some(Diversion::TooManyWorkspaces),
+        reason: Some(format!(
+            "body names numbers of more than {MAX_WORKSPACES_PER_BODY} workspaces"
+        )),
+    }
+}
+
+/// `key` itself when short, else `sha256:<hex digest>` of it.
+fn bounded_key(key: String) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
 /// (fixed name, header text) of each unrouted reason.
 const UNKNOWN_PHONE: (Diversion, &str) = (Diversion::UnknownPhoneNumberId, REASON_UNKNOWN_PHONE);
 const FOREIGN_PHONE: (Diversion, &str) = (Diversion::ForeignPhoneNumberId, REASON_FOREIGN_PHONE);
@@ -201,154 +250,4 @@ fn unrouted(key: String, numbers: Vec<String>, (kind, text): (Diversion, &str)) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn registry() -> Registry {
-        Registry::parse(
-            "[[workspace]]\nid = \"ws_a\"\nphone_number_ids = [\"1\", \"2\"]\n\
-             [[workspace]]\nid = \"ws_b\"\nphone_number_ids = [\"3\"]\n",
-        )
-        .expect("valid")
-    }
-
-    fn ids(list: &[&str]) -> Result<RoutingKeys, ShapeError> {
-        Ok(RoutingKeys {
-            phone_number_ids: list.iter().map(|s| (*s).to_owned()).collect(),
-            business_account_ids: Vec::new(),
-        })
-    }
-
-    fn summary(records: &[PlannedRecord]) -> Vec<(TopicKind, String, Vec<String>)> {
-        records
-            .iter()
-            .map(|r| (r.kind, r.key.clone(), r.phone_number_ids.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn a_known_number_is_routed_to_its_workspace() {
-        let records = plan(ids(&["1"]), &registry(), &Trust::Global);
-        assert_eq!(
-            summary(&records),
-            [(TopicKind::Routed, "ws_a".into(), vec!["1".into()])]
-        );
-        assert_eq!(records[0].workspace_id.as_deref(), Some("ws_a"));
-        assert_eq!(records[0].reason, None);
-    }
-
-    #[test]
-    fn a_body_spanning_workspaces_gets_one_record_per_workspace() {
-        let records = plan(ids(&["1", "3", "2"]), &registry(), &Trust::Global);
-        assert_eq!(
-            summary(&records),
-            [
-                (
-                    TopicKind::Routed,
-                    "ws_a".into(),
-                    vec!["1".into(), "2".into()]
-                ),
-                (TopicKind::Routed, "ws_b".into(), vec!["3".into()]),
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_numbers_share_one_unrouted_record_beside_the_routed_ones() {
-        let records = plan(ids(&["9", "1", "8"]), &registry(), &Trust::Global);
-        assert_eq!(
-            summary(&records),
-            [
-                (TopicKind::Routed, "ws_a".into(), vec!["1".into()]),
-                (
-                    TopicKind::Unrouted,
-                    "9,8".into(),
-                    vec!["9".into(), "8".into()]
-                ),
-            ]
-        );
-        assert_eq!(records[1].reason.as_deref(), Some(REASON_UNKNOWN_PHONE));
-        assert_eq!(
-            records[1].reason_kind.map(Diversion::as_str),
-            Some("unknown_phone_number_id")
-        );
-        assert_eq!(records[1].workspace_id, None);
-    }
-
-    #[test]
-    fn a_workspace_secret_cannot_route_into_another_workspace() {
-        let trust = Trust::Workspace(Arc::from("ws_a"));
-        let records = plan(ids(&["1", "3"]), &registry(), &trust);
-        assert_eq!(
-            summary(&records),
-            [
-                (TopicKind::Routed, "ws_a".into(), vec!["1".into()]),
-                (TopicKind::Unrouted, "3".into(), vec!["3".into()]),
-            ]
-        );
-        assert_eq!(records[1].reason.as_deref(), Some(REASON_FOREIGN_PHONE));
-    }
-
-    #[test]
-    fn an_unparseable_body_is_dead_lettered_with_its_reason() {
-        let parsed = Err(ShapeError::NotJson("expected value".into()));
-        let records = plan(parsed, &registry(), &Trust::Global);
-        assert_eq!(
-            summary(&records),
-            [(TopicKind::DeadLetter, DEAD_LETTER_KEY.into(), vec![])]
-        );
-        assert!(
-            records[0]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("not valid JSON"))
-        );
-        assert_eq!(
-            records[0].reason_kind.map(Diversion::as_str),
-            Some("not_json")
-        );
-    }
-
-    #[test]
-    fn an_account_level_change_is_routed_by_its_business_account() {
-        let registry =
-            Registry::parse("[[workspace]]\nid = \"ws_a\"\nbusiness_account_ids = [\"waba1\"]\n")
-                .expect("valid");
-        let keys = |accounts: &[&str]| {
-            Ok(RoutingKeys {
-                phone_number_ids: Vec::new(),
-                business_account_ids: accounts.iter().map(|s| (*s).to_owned()).collect(),
-            })
-        };
-        let records = plan(keys(&["waba1"]), &registry, &Trust::Global);
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].kind, TopicKind::Routed);
-        assert_eq!(records[0].business_account_ids, ["waba1"]);
-        let records = plan(keys(&["waba9"]), &registry, &Trust::Global);
-        assert_eq!(records[0].kind, TopicKind::Unrouted);
-        assert_eq!(
-            records[0].reason_kind.map(Diversion::as_str),
-            Some("unknown_business_account_id")
-        );
-    }
-
-    #[test]
-    fn a_project_event_signed_by_a_workspace_secret_goes_to_that_workspace() {
-        let trust = Trust::Workspace(Arc::from("ws_b"));
-        let records = plan(ids(&[]), &registry(), &trust);
-        assert_eq!(
-            summary(&records),
-            [(TopicKind::Routed, "ws_b".into(), vec![])]
-        );
-    }
-
-    #[test]
-    fn a_body_naming_no_number_is_unrouted_not_dropped() {
-        let records = plan(ids(&[]), &registry(), &Trust::Global);
-        assert_eq!(
-            summary(&records),
-            [(TopicKind::Unrouted, NO_PHONE_KEY.into(), vec![])]
-        );
-        assert_eq!(records[0].reason.as_deref(), Some(REASON_NO_PHONE));
-    }
-}
+mod tests;
