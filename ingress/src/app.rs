@@ -174,6 +174,7 @@ fn make_writer(config: &IngressConfig, metrics: &IngressMetrics) -> anyhow::Resu
     };
     Ok(KafkaWriter::new(
         producer,
+        config.kafka.envelope_key.envelope_key(),
         topics,
         config.ack_timeout,
         metrics.clone(),

@@ -172,18 +172,24 @@ mod tests {
     use super::*;
 
     fn valid() -> IngressConfig {
-        IngressConfig {
+        let mut cfg = IngressConfig {
             kapso_secrets: vec![Secret::new("k")],
             meta_app_secrets: vec![Secret::new("m")],
             meta_verify_token: Secret::new("t"),
             ..IngressConfig::default()
-        }
+        };
+        cfg.kafka.envelope_key = Secret::new("ingress-test-envelope-key");
+        cfg
     }
 
     #[test]
     fn the_embedded_defaults_load_and_validate_once_secrets_are_given() {
-        let cfg: IngressConfig = shared::config::defaults(SOURCES.defaults).expect("defaults fit");
+        let mut cfg: IngressConfig =
+            shared::config::defaults(SOURCES.defaults).expect("defaults fit");
         assert_eq!(cfg.max_body_bytes, 4 * 1024 * 1024);
+        let err = cfg.validate().expect_err("the envelope key is required");
+        assert!(err.to_string().contains("kafka.envelope_key"), "{err}");
+        cfg.kafka.envelope_key = Secret::new("ingress-test-envelope-key");
         let err = cfg.validate().expect_err("secrets are required");
         assert!(err.to_string().contains("kapso_secrets"), "{err}");
         valid().validate().expect("valid with secrets");
@@ -267,5 +273,6 @@ mod tests {
     fn secrets_stay_out_of_debug_output() {
         let text = format!("{:?}", valid());
         assert!(!text.contains("\"k\""), "{text}");
+        assert!(!text.contains("ingress-test-envelope-key"), "{text}");
     }
 }

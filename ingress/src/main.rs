@@ -41,6 +41,10 @@ enum Command {
         /// instead of stopping at the first one.
         #[arg(long)]
         skip_unroutable: bool,
+        /// Also replay records without a valid envelope MAC (written before
+        /// envelopes existed). Only for topics whose writers you trust.
+        #[arg(long)]
+        accept_unsealed: bool,
     },
 }
 
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             from,
             max,
             skip_unroutable,
+            accept_unsealed,
         } => {
             // Replay needs Kafka and the registry, not the webhook secrets.
             config.kafka.validate().context("invalid configuration")?;
@@ -70,6 +75,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 from_topic: from,
                 max,
                 skip_unroutable,
+                accept_unsealed,
             };
             let report = replay(&config, &registry, &options).await?;
             print!("{report}");

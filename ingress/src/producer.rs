@@ -20,7 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use shared::record::{self, RecordHeaders, Trust};
+use shared::record::{self, EnvelopeKey, RecordHeaders, Trust};
 
 use crate::config::IngressConfig;
 use crate::metrics::{IngressMetrics, TopicKind};
@@ -93,9 +93,12 @@ impl Envelope {
         }
     }
 
-    /// The Kafka headers of one planned record (written by [`RecordHeaders`]).
-    pub fn headers(&self, planned: &PlannedRecord) -> OwnedHeaders {
-        self.record_headers(planned).to_kafka()
+    /// The Kafka headers of one planned record carrying `body`, sealed with
+    /// `key` (written by [`RecordHeaders`]).
+    pub fn headers(&self, planned: &PlannedRecord, key: &EnvelopeKey, body: &[u8]) -> OwnedHeaders {
+        let headers = self.record_headers(planned);
+        key.sealed(Some(planned.key.as_bytes()), headers, body)
+            .to_kafka()
     }
 }
 
@@ -121,6 +124,7 @@ impl Topics {
 #[derive(Clone)]
 pub struct KafkaWriter {
     producer: FutureProducer,
+    envelope_key: EnvelopeKey,
     topics: Topics,
     ack_timeout: Duration,
     metrics: IngressMetrics,
@@ -138,12 +142,14 @@ impl std::fmt::Debug for KafkaWriter {
 impl KafkaWriter {
     pub fn new(
         producer: FutureProducer,
+        envelope_key: EnvelopeKey,
         topics: Topics,
         ack_timeout: Duration,
         metrics: IngressMetrics,
     ) -> Self {
         Self {
             producer,
+            envelope_key,
             topics,
             ack_timeout,
             metrics,
@@ -163,7 +169,7 @@ impl KafkaWriter {
             let record = FutureRecord::to(self.topics.of(planned.kind))
                 .key(planned.key.as_str())
                 .payload(body)
-                .headers(envelope.headers(planned));
+                .headers(envelope.headers(planned, &self.envelope_key, body));
             async move {
                 let result = self
                     .producer
@@ -243,7 +249,15 @@ mod tests {
             reason: None,
             reason_kind: None,
         };
-        let h = as_map(&envelope.headers(&planned));
+        let key = shared::config::Secret::new("test-envelope-key-0123").envelope_key();
+        let h = as_map(&envelope.headers(&planned, &key, b"{}"));
+        let read =
+            RecordHeaders::from_kafka(&envelope.headers(&planned, &key, b"{}")).expect("valid");
+        assert_eq!(
+            key.verify(Some(b"ws_a"), &read, b"{}"),
+            Ok(()),
+            "sealed under the record key"
+        );
         assert_eq!(h[record::SOURCE_HEADER], "meta");
         assert_eq!(h[record::EVENT_HEADER], record::META_EVENT);
         assert_eq!(h[record::IDEMPOTENCY_KEY_HEADER], "abc");

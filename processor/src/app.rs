@@ -100,6 +100,7 @@ impl RunningProcessor {
             metrics: metrics.clone(),
             consumer: cfg.consumer.clone(),
             retry: cfg.retry.clone(),
+            envelope_key: cfg.kafka.envelope_key.envelope_key(),
             #[cfg(feature = "fault-injection")]
             faults: crate::pipeline::faults::Faults::default(),
         });

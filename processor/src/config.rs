@@ -189,11 +189,18 @@ impl ProcessorConfig {
 mod tests {
     use super::*;
 
+    /// The defaults plus the one required key.
+    fn valid() -> ProcessorConfig {
+        let mut cfg = ProcessorConfig::default();
+        cfg.kafka.envelope_key = shared::config::Secret::new("processor-test-envelope-key");
+        cfg
+    }
+
     #[test]
-    fn defaults_are_valid() {
-        ProcessorConfig::default()
-            .validate()
-            .expect("defaults validate");
+    fn defaults_are_valid_once_the_envelope_key_is_given() {
+        valid().validate().expect("defaults validate");
+        let err = ProcessorConfig::default().validate().expect_err("no key");
+        assert!(err.to_string().contains("kafka.envelope_key"), "{err}");
     }
 
     #[test]
@@ -204,6 +211,10 @@ mod tests {
             jail.set_env("INBOXFLOW_META_VERIFY_TOKEN", "t");
             jail.set_env("INBOXFLOW_PRODUCER_OVERRIDES__ACKS", "1");
             jail.set_env("INBOXFLOW_RETRY__MAX_BACKOFF", "10s");
+            jail.set_env(
+                "INBOXFLOW_KAFKA__ENVELOPE_KEY",
+                "processor-test-envelope-key",
+            );
             let cfg = ProcessorConfig::load(None).expect("ingress keys are ignored");
             assert_eq!(cfg.retry.max_backoff, Duration::from_secs(10));
             assert_eq!(cfg.consumer.max_wait, Duration::from_millis(50));
@@ -216,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_keyspace_that_could_inject_cql_is_rejected() {
-        let mut cfg = ProcessorConfig::default();
+        let mut cfg = valid();
         cfg.cql.keyspace = "x; DROP KEYSPACE y".into();
         let err = cfg.validate().expect_err("must fail");
         assert!(err.to_string().contains("cql.keyspace"), "{err}");
@@ -224,7 +235,7 @@ mod tests {
 
     #[test]
     fn zero_batch_size_is_rejected_by_name() {
-        let mut cfg = ProcessorConfig::default();
+        let mut cfg = valid();
         cfg.consumer.max_records = 0;
         assert!(
             cfg.validate()

@@ -34,6 +34,8 @@ pub enum PoisonReason {
     Key,
     /// The record has no value.
     Value,
+    /// The envelope MAC is missing or does not verify.
+    Envelope,
     /// The body is not a webhook shape we know.
     Shape,
     /// A message that names no customer at all.
@@ -49,6 +51,7 @@ impl PoisonReason {
         PoisonReason::Headers,
         PoisonReason::Key,
         PoisonReason::Value,
+        PoisonReason::Envelope,
         PoisonReason::Shape,
         PoisonReason::UnattributableMessage,
         PoisonReason::DatabasePermanent,
@@ -61,6 +64,7 @@ impl PoisonReason {
             PoisonReason::Headers => "headers",
             PoisonReason::Key => "key",
             PoisonReason::Value => "value",
+            PoisonReason::Envelope => "envelope",
             PoisonReason::Shape => "shape",
             PoisonReason::UnattributableMessage => "unattributable_message",
             PoisonReason::DatabasePermanent => "database_permanent",

@@ -8,10 +8,12 @@
 //! of it would lose that message without a trace. Headers are read only
 //! through [`RecordHeaders::from_kafka`]: a record that breaks the header
 //! contract is poison, named after the header at fault (`schema_version`,
-//! `source`, or `headers` for any other).
+//! `source`, or `headers` for any other). A record whose envelope MAC is
+//! missing or does not verify (not written by the ingress or replay, or
+//! altered) is poison (`envelope`) before its body is read.
 
 use rdkafka::message::OwnedHeaders;
-use shared::record::{self, HeaderError, RecordHeaders};
+use shared::record::{self, EnvelopeKey, HeaderError, RecordHeaders};
 use shared::webhook::{self, Event, Scope};
 
 use crate::dead_letter::PoisonReason;
@@ -63,8 +65,8 @@ fn header_poison(err: &HeaderError) -> Poison {
     poison(kind, err.to_string())
 }
 
-/// Decodes one record.
-pub fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
+/// Decodes one record, whose envelope must verify under `envelope_key`.
+pub fn decode(raw: &RawRecord<'_>, envelope_key: &EnvelopeKey) -> Result<DecodedRecord, Poison> {
     let headers = match raw.headers {
         Some(headers) => RecordHeaders::from_kafka(headers),
         None => Err(HeaderError::Missing(record::SCHEMA_VERSION_HEADER)),
@@ -84,6 +86,9 @@ pub fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
     let body = raw
         .value
         .ok_or_else(|| poison(PoisonReason::Value, "record has no value"))?;
+    envelope_key
+        .verify(raw.key, &headers, body)
+        .map_err(|e| poison(PoisonReason::Envelope, e.to_string()))?;
     let received_at_ms = headers.received_at_ms;
     let scope = Scope {
         phone_number_ids: headers.phone_number_ids,
@@ -131,6 +136,51 @@ mod tests {
             (record::SOURCE_HEADER, src),
             (record::RECEIVED_AT_HEADER, "1700000000000"),
         ])
+    }
+
+    fn key() -> EnvelopeKey {
+        shared::config::Secret::new("decode-test-envelope-key").envelope_key()
+    }
+
+    /// [`super::decode`] of `raw` sealed as the ingress would (when its
+    /// headers parse), so each test reaches the check it is about.
+    fn decode(raw: &RawRecord<'_>) -> Result<DecodedRecord, Poison> {
+        let sealed = raw
+            .headers
+            .and_then(|h| RecordHeaders::from_kafka(h).ok())
+            .map(|h| {
+                key()
+                    .sealed(raw.key, h, raw.value.unwrap_or_default())
+                    .to_kafka()
+            });
+        let raw = RawRecord {
+            headers: sealed.as_ref().or(raw.headers),
+            ..*raw
+        };
+        super::decode(&raw, &key())
+    }
+
+    #[test]
+    fn a_record_the_ingress_did_not_seal_is_poison() {
+        let h = headers("kapso");
+        let err = super::decode(&raw(&h, Some(b"ws"), b"{}"), &key()).expect_err("poison");
+        assert_eq!(err.kind, PoisonReason::Envelope);
+        assert!(err.detail.contains("no envelope MAC"), "{err}");
+    }
+
+    #[test]
+    fn a_record_moved_to_another_workspace_is_poison() {
+        let body =
+            br#"{"phone_number_id": "pn", "message": {"id": "wamid.1", "from": "15551234567",
+            "type": "text", "text": {"body": "hi"}, "kapso": {"direction": "inbound"}}}"#;
+        let parsed = RecordHeaders::from_kafka(&headers("kapso")).expect("valid");
+        let h = key().sealed(Some(b"ws_a"), parsed, body).to_kafka();
+        assert!(super::decode(&raw(&h, Some(b"ws_a"), body), &key()).is_ok());
+        let err = super::decode(&raw(&h, Some(b"ws_b"), body), &key()).expect_err("poison");
+        assert_eq!(err.kind, PoisonReason::Envelope);
+        let other = shared::config::Secret::new("someone-elses-envelope-key").envelope_key();
+        let err = super::decode(&raw(&h, Some(b"ws_a"), body), &other).expect_err("poison");
+        assert_eq!(err.kind, PoisonReason::Envelope);
     }
 
     fn raw<'a>(h: &'a OwnedHeaders, key: Option<&'a [u8]>, value: &'a [u8]) -> RawRecord<'a> {

@@ -110,6 +110,10 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(SecretString::from(value.into()))
     }
+    /// The envelope key this secret holds.
+    pub fn envelope_key(&self) -> crate::record::EnvelopeKey {
+        crate::record::EnvelopeKey::new(self.clone())
+    }
     /// The secret's bytes, for HMAC keys and comparisons only.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
@@ -142,10 +146,21 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Topic of payloads whose phone_number_id has no workspace.
     pub unrouted_topic: String,
+    /// The key of the records' envelope MAC (`crate::record::EnvelopeKey`):
+    /// the ingress seals every record with it, the processor and replay
+    /// verify. Required, at least 16 bytes, the same for both binaries.
+    #[serde(skip_serializing)]
+    pub envelope_key: Secret,
 }
 
 impl KafkaConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.envelope_key.expose().len() < crate::record::MIN_ENVELOPE_KEY_BYTES {
+            return Err(invalid(
+                "kafka.envelope_key is required (at least 16 bytes, the same for ingress and processor; \
+                 INBOXFLOW_KAFKA__ENVELOPE_KEY sets it for both)",
+            ));
+        }
         require_non_empty("kafka.brokers", &self.brokers)?;
         require_non_empty("kafka.webhook_topic", &self.webhook_topic)?;
         require_non_empty("kafka.dead_letter_topic", &self.dead_letter_topic)?;
@@ -212,7 +227,8 @@ mod tests {
 
     const SOURCES: Sources = Sources {
         defaults: "limit = 0\nsecrets = []\n[kafka]\nbrokers = \"127.0.0.1:9092\"\n\
-                   webhook_topic = \"w\"\ndead_letter_topic = \"d\"\nunrouted_topic = \"u\"\n",
+                   webhook_topic = \"w\"\ndead_letter_topic = \"d\"\nunrouted_topic = \"u\"\n\
+                   envelope_key = \"\"\n",
         sibling_defaults: "other = 1\n[kafka]\nbrokers = \"x\"\n[cql]\nnodes = \"n\"\n",
     };
 

@@ -102,6 +102,7 @@ pub fn test_config(brokers: &str, topics: &TestTopics, registry_path: &Path) -> 
             webhook_topic: topics.routed.clone(),
             unrouted_topic: topics.unrouted.clone(),
             dead_letter_topic: topics.dead_letter.clone(),
+            envelope_key: Secret::new(crate::webhooks::ENVELOPE_KEY),
         },
         registry_path: registry_path.to_owned(),
         registry_poll_interval: Duration::from_millis(200),

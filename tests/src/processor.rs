@@ -8,6 +8,7 @@ use anyhow::Context;
 use processor::app::{self, RunningProcessor};
 use processor::config::ProcessorConfig;
 use processor::pipeline::faults::Faults;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureProducer;
 use scylla::client::session::Session;
 use shared::record::{RecordHeaders, Source};
@@ -35,6 +36,7 @@ impl ProcessorEnv {
         cfg.consumer.group_id = format!("{name}_group");
         cfg.consumer.session_timeout = Duration::from_secs(6);
         cfg.consumer.lag_interval = Duration::from_millis(200);
+        cfg.kafka.envelope_key = shared::config::Secret::new(webhooks::ENVELOPE_KEY);
         cfg.cql.nodes = cql::nodes();
         cfg.cql.keyspace = name.clone();
         cfg.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -72,7 +74,8 @@ impl ProcessorEnv {
         self.produce_record(workspace_id, body, &headers).await
     }
 
-    /// Writes a record with contract headers (written by `RecordHeaders`).
+    /// Writes a record with contract headers (written by `RecordHeaders`),
+    /// sealed as the ingress seals them.
     pub async fn produce_record(
         &self,
         key: &str,
@@ -84,26 +87,31 @@ impl ProcessorEnv {
             &self.cfg.kafka.webhook_topic,
             key,
             body,
-            headers.to_kafka(),
+            webhooks::sealed(key, headers.clone(), body),
         )
         .await
     }
 
-    /// Writes an arbitrary record (for poison tests).
+    /// Writes an arbitrary record (for poison tests), sealed when its
+    /// headers are valid, so it is refused for what the test is about.
     pub async fn produce_raw(
         &self,
         key: &str,
         body: &[u8],
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(i32, i64)> {
-        kafka::produce(
-            &self.producer,
-            &self.cfg.kafka.webhook_topic,
-            key,
-            body,
-            headers,
-        )
-        .await
+        let raw = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            })
+        });
+        let headers = match RecordHeaders::from_kafka(&raw) {
+            Ok(parsed) => webhooks::sealed(key, parsed, body),
+            Err(_) => raw,
+        };
+        let topic = &self.cfg.kafka.webhook_topic;
+        kafka::produce_headers(&self.producer, topic, key, body, headers).await
     }
 
     fn ks(&self) -> &str {

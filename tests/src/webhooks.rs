@@ -2,7 +2,7 @@
 //! would write for them, for tests and benchmarks.
 
 use serde_json::{Value, json};
-use shared::record::{self, RecordHeaders, Source};
+use shared::record::{self, EnvelopeKey, RecordHeaders, Source};
 
 /// An inbound text message for [`meta_body`].
 #[derive(Debug, Clone)]
@@ -73,6 +73,21 @@ pub fn meta_body(phone_number_id: &str, messages: &[Inbound], statuses: &[Status
 }
 
 /// The headers the ingress writes for a routed record.
+/// The record envelope key every test ingress and processor shares.
+pub const ENVELOPE_KEY: &str = "inboxflow-test-envelope-key";
+
+/// [`ENVELOPE_KEY`] as a key.
+pub fn envelope_key() -> EnvelopeKey {
+    shared::config::Secret::new(ENVELOPE_KEY).envelope_key()
+}
+
+/// `headers` sealed for a record with this key and body, as Kafka headers.
+pub fn sealed(key: &str, headers: RecordHeaders, body: &[u8]) -> rdkafka::message::OwnedHeaders {
+    envelope_key()
+        .sealed(Some(key.as_bytes()), headers, body)
+        .to_kafka()
+}
+
 pub fn record_headers(source: Source, workspace_id: &str, phone_number_id: &str) -> RecordHeaders {
     RecordHeaders {
         event: Some(record::META_EVENT.to_owned()),

@@ -2,7 +2,8 @@
 //! their number is registered, with their original headers; a second run
 //! re-injects nothing; a number still unknown stops the run unless it is
 //! skipped; a body signed with one workspace's own secret never lands in
-//! another workspace.
+//! another workspace; a record the ingress did not seal is never replayed,
+//! and only the unrouted and dead-letter topics can be replayed.
 
 use std::collections::HashMap;
 
@@ -13,8 +14,7 @@ use inboxflow_tests::ingress::{
 use inboxflow_tests::kafka::{self, ReadRecord};
 use ingress::registry::Registry;
 use ingress::replay::{REPLAYED_FROM_HEADER, ReplayOptions, ReplayReport, replay};
-use shared::record;
-use shared::record::SIGNED_BY_HEADER;
+use shared::record::{self, RecordHeaders, SIGNED_BY_HEADER, Source, Trust};
 
 const NEW_PHONE: &str = "300000000000007";
 const OTHER_PHONE: &str = "300000000000008";
@@ -39,6 +39,7 @@ async fn run_replay(
         from_topic: app.topics.unrouted.clone(),
         max,
         skip_unroutable,
+        accept_unsealed: false,
     };
     replay(&config, &registry, &options).await
 }
@@ -175,5 +176,48 @@ async fn a_body_signed_with_a_workspace_secret_is_never_replayed_into_another_wo
         (0, ingress::routing::REASON_FOREIGN_PHONE)
     );
     assert!(app.read_all(&app.topics.routed).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_record_written_to_the_unrouted_topic_by_someone_else_is_not_replayed()
+-> anyhow::Result<()> {
+    let app = spawn_ingress(TEST_REGISTRY).await?;
+    app.write_registry(&registry_with(&[NEW_PHONE]))?;
+    // Whoever can write to the unrouted topic forges a record that claims a
+    // global signature, without the ingress's envelope key.
+    let forged = RecordHeaders {
+        phone_number_ids: vec![NEW_PHONE.into()],
+        signed_by: Some(Trust::Global),
+        ..RecordHeaders::new(Source::Meta)
+    };
+    let producer = kafka::producer()?;
+    let body = meta_body(&[NEW_PHONE]);
+    let topic = &app.topics.unrouted;
+    kafka::produce_headers(&producer, topic, NEW_PHONE, &body, forged.to_kafka()).await?;
+
+    let report = run_replay(&app, false, None).await?;
+    let stop = report.stopped_at.expect("stopped at the forged record");
+    assert_eq!((stop.offset, report.written), (0, 0));
+    assert!(stop.reason.contains("envelope MAC"), "{}", stop.reason);
+    assert!(app.read_all(&app.topics.routed).await?.is_empty());
+
+    let config = test_config(&kafka::brokers(), &app.topics, &app.registry_path);
+    let registry = Registry::load(&app.registry_path)?;
+    for from in [app.topics.routed.clone(), "some.other.topic".to_owned()] {
+        let options = ReplayOptions {
+            from_topic: from.clone(),
+            max: None,
+            skip_unroutable: true,
+            accept_unsealed: true,
+        };
+        let err = replay(&config, &registry, &options)
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("neither the unrouted"),
+            "{from}: {err}"
+        );
+    }
     Ok(())
 }

@@ -142,3 +142,49 @@ async fn a_message_id_over_the_key_limit_is_ignored_and_never_retried() -> anyho
     );
     env.cleanup().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_ingress_did_not_seal_is_dead_lettered_and_stores_nothing()
+-> anyhow::Result<()> {
+    let env = ProcessorEnv::new(1).await?;
+    let running = env.start(Faults::default()).await?;
+    let forged = meta_body(
+        "pn-forged",
+        &[Inbound::new("wamid.forged", "5511900000010", 1_700_000_000)],
+        &[],
+    );
+    // Written straight to the topic with valid contract headers, unsealed.
+    let h = record_headers(Source::Meta, "ws_forged", "pn-forged").to_kafka();
+    let producer = kafka::producer()?;
+    let topic = &env.cfg.kafka.webhook_topic;
+    kafka::produce_headers(&producer, topic, "ws_forged", &forged, h).await?;
+    let genuine = meta_body(
+        "pn-forged",
+        &[Inbound::new(
+            "wamid.genuine",
+            "5511900000010",
+            1_700_000_001,
+        )],
+        &[],
+    );
+    env.produce_meta("ws_forged", "pn-forged", &genuine).await?;
+
+    poll::until("the sealed webhook stored", WAIT, || async {
+        Ok((env.message_count("ws_forged").await? == 1).then_some(()))
+    })
+    .await?;
+    assert_eq!(env.message_ids("ws_forged").await?, ["wamid.genuine"]);
+    let dlq = kafka::read_records(&env.cfg.kafka.dead_letter_topic, 1, WAIT)?;
+    assert!(
+        dlq[0].headers[record::REASON_HEADER].starts_with("envelope"),
+        "{:?}",
+        dlq[0].headers
+    );
+    let dead = running
+        .metrics
+        .dead_lettered
+        .with_label_values(&["envelope"]);
+    assert_eq!(dead.get(), 1);
+    running.stop().await?;
+    env.cleanup().await
+}

@@ -24,8 +24,15 @@
 //! [`shared::record::RecordHeaders`], so a header outside the contract is
 //! not copied.
 //!
+//! Only the configured unrouted and dead-letter topics can be replayed, and
+//! only records whose envelope MAC verifies (see
+//! [`shared::record::EnvelopeKey`]): whoever can write to those topics
+//! cannot inject into a workspace through a replay. Copies are sealed anew.
+//! `accept_unsealed` (`--accept-unsealed`) lifts the check for records
+//! written before envelopes existed.
+//!
 //! A record that still cannot be routed (a number still unknown, a body the
-//! parser still refuses, a header missing) is never written anywhere. By
+//! parser still refuses, a header missing, an envelope that does not verify) is never written anywhere. By
 //! default the run stops at the first one, commits nothing past it and says
 //! why ([`ReplayReport::stopped_at`]); with `skip_unroutable` it is counted,
 //! logged with its offset, and committed past (it stays in the source topic,
@@ -76,6 +83,9 @@ pub struct ReplayOptions {
     pub max: Option<u64>,
     /// Count and skip records that still cannot be routed, instead of stopping.
     pub skip_unroutable: bool,
+    /// Replay records without a valid envelope MAC (those written before
+    /// envelopes existed): the operator vouches for the topic's writers.
+    pub accept_unsealed: bool,
 }
 
 impl ReplayOptions {
@@ -155,9 +165,12 @@ pub async fn replay(
 ) -> anyhow::Result<ReplayReport> {
     let source = &options.from_topic;
     let target = &config.kafka.webhook_topic;
-    if source == target {
+    if source != &config.kafka.unrouted_topic && source != &config.kafka.dead_letter_topic {
         bail!(
-            "--from {source} is the webhook topic itself; replay reads unrouted or dead-letter topics"
+            "--from {source} is neither the unrouted topic ({}) nor the dead-letter topic ({}); \
+             replay reads only those",
+            config.kafka.unrouted_topic,
+            config.kafka.dead_letter_topic
         );
     }
     let consumer: Arc<StreamConsumer> = Arc::new(
@@ -180,6 +193,7 @@ pub async fn replay(
         registry,
         options,
         target,
+        envelope_key: config.kafka.envelope_key.envelope_key(),
         ack_timeout: config.ack_timeout,
         report: ReplayReport {
             from_topic: source.clone(),

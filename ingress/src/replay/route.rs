@@ -4,7 +4,7 @@
 //! [`RecordHeaders`].
 
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
-use shared::record::{RecordHeaders, Source, Trust};
+use shared::record::{EnvelopeKey, RecordHeaders, Source, Trust};
 use shared::webhook::{RoutingKeys, ShapeError, routing_keys};
 
 use crate::metrics::TopicKind;
@@ -32,9 +32,22 @@ impl Routed {
     }
 }
 
+/// How a source record's envelope is checked.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum EnvelopeCheck<'a> {
+    /// It must verify under this key.
+    Verify(&'a EnvelopeKey),
+    /// Records written before envelopes existed: the operator vouches.
+    AcceptUnsealed,
+}
+
 /// Routes a source record again (pure apart from the registry).
-pub(super) fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
-    let (headers, trust, body) = match read(message) {
+pub(super) fn route(
+    message: &OwnedMessage,
+    registry: &Registry,
+    check: EnvelopeCheck<'_>,
+) -> Routed {
+    let (headers, trust, body) = match read(message, check) {
         Ok(read) => read,
         Err(reason) => return Routed::refused(reason),
     };
@@ -56,10 +69,18 @@ pub(super) fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
 
 /// The source record's headers, its trust and its body, or why it cannot
 /// be replayed.
-fn read(message: &OwnedMessage) -> Result<(RecordHeaders, Trust, &[u8]), String> {
+fn read<'m>(
+    message: &'m OwnedMessage,
+    check: EnvelopeCheck<'_>,
+) -> Result<(RecordHeaders, Trust, &'m [u8]), String> {
     let headers = RecordHeaders::from_message(message).map_err(|err| err.to_string())?;
-    let trust = trust_of(&headers)?;
     let body = message.payload().ok_or("record has no value")?;
+    if let EnvelopeCheck::Verify(key) = check {
+        // Nothing in a record is trusted before its envelope verifies.
+        key.verify(message.key(), &headers, body)
+            .map_err(|err| err.to_string())?;
+    }
+    let trust = trust_of(&headers)?;
     Ok((headers, trust, body))
 }
 
@@ -98,22 +119,26 @@ fn restricted_keys(headers: &RecordHeaders, body: &[u8]) -> Result<RoutingKeys, 
 
 /// The headers of a replayed copy routed as `planned`: the original's,
 /// with the new routing, without the previous hop's reason and dead-letter
-/// origin, and naming the copy replayed.
+/// origin, naming the copy replayed, and sealed anew for its key and `body`.
 pub(super) fn replay_headers(
     original: &RecordHeaders,
     planned: &PlannedRecord,
     replayed_from: &str,
+    sealing: (&EnvelopeKey, &[u8]),
 ) -> OwnedHeaders {
-    RecordHeaders {
+    let (key, body) = sealing;
+    let headers = RecordHeaders {
         phone_number_ids: planned.phone_number_ids.clone(),
         business_account_ids: planned.business_account_ids.clone(),
         workspace_id: planned.workspace_id.as_deref().map(str::to_owned),
         reason: None,
         replayed_from: Some(replayed_from.to_owned()),
         dead_letter: None,
+        envelope_mac: None,
         ..original.clone()
-    }
-    .to_kafka()
+    };
+    key.sealed(Some(planned.key.as_bytes()), headers, body)
+        .to_kafka()
 }
 
 #[cfg(test)]
@@ -150,13 +175,36 @@ mod tests {
         .into_bytes()
     }
 
+    fn key() -> EnvelopeKey {
+        shared::config::Secret::new("replay-test-envelope-key").envelope_key()
+    }
+
+    /// [`super::route`] with the envelope checked under [`key`].
+    fn route(message: &OwnedMessage, registry: &Registry) -> Routed {
+        super::route(message, registry, EnvelopeCheck::Verify(&key()))
+    }
+
+    /// A source record as the ingress writes it: sealed when its headers parse.
     fn message(body: &[u8], headers: &[(&str, &str)]) -> OwnedMessage {
+        let raw = unsealed(body, headers);
+        let headers = match RecordHeaders::from_message(&raw) {
+            Ok(parsed) => key().sealed(Some(b"9"), parsed, body).to_kafka(),
+            Err(_) => return raw,
+        };
+        with_headers(body, headers)
+    }
+
+    fn unsealed(body: &[u8], headers: &[(&str, &str)]) -> OwnedMessage {
         let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {
                 key: k,
                 value: Some(v.as_bytes()),
             })
         });
+        with_headers(body, headers)
+    }
+
+    fn with_headers(body: &[u8], headers: OwnedHeaders) -> OwnedMessage {
         OwnedMessage::new(
             Some(body.to_vec()),
             Some(b"9".to_vec()),
@@ -236,7 +284,19 @@ mod tests {
         let m = message(&meta_body(&["2"]), &unrouted_headers("meta", "2"));
         let routed = route(&m, &registry());
         let original = routed.headers.as_ref().expect("routed");
-        let headers = replay_headers(original, &routed.records[0], "unrouted/0/42");
+        let body = m.payload().unwrap_or_default();
+        let headers = replay_headers(
+            original,
+            &routed.records[0],
+            "unrouted/0/42",
+            (&key(), body),
+        );
+        let copy = RecordHeaders::from_kafka(&headers).expect("valid");
+        assert_eq!(
+            key().verify(Some(b"ws_b"), &copy, body),
+            Ok(()),
+            "the copy is sealed anew"
+        );
         let map: HashMap<&str, &str> = headers
             .iter()
             .map(|h| {
@@ -253,5 +313,31 @@ mod tests {
         assert_eq!(map[record::PHONE_NUMBER_IDS_HEADER], "2");
         assert_eq!(map[REPLAYED_FROM_HEADER], "unrouted/0/42");
         assert!(!map.contains_key(record::REASON_HEADER));
+    }
+
+    #[test]
+    fn a_record_without_a_valid_envelope_is_refused_unless_the_operator_vouches() {
+        let body = meta_body(&["2"]);
+        let h = unrouted_headers("meta", "2");
+        let forged = unsealed(&body, &h);
+        let refused = route(&forged, &registry());
+        assert!(refused.records.is_empty());
+        assert!(
+            refused
+                .unroutable
+                .is_some_and(|r| r.contains("no envelope MAC"))
+        );
+        let vouched = super::route(&forged, &registry(), EnvelopeCheck::AcceptUnsealed);
+        assert_eq!(vouched.records.len(), 1);
+        // Sealed, then its signer widened: the MAC no longer matches.
+        let mut parsed = RecordHeaders::from_message(&message(&body, &h)).expect("valid");
+        parsed.signed_by = Some(Trust::Workspace("ws_b".into()));
+        let altered = with_headers(&body, parsed.to_kafka());
+        let refused = route(&altered, &registry());
+        assert!(
+            refused
+                .unroutable
+                .is_some_and(|r| r.contains("does not match"))
+        );
     }
 }

@@ -13,7 +13,9 @@ use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::route::{replay_headers, route};
+use shared::record::EnvelopeKey;
+
+use super::route::{EnvelopeCheck, replay_headers, route};
 use super::{Range, ReplayOptions, ReplayReport, Unroutable, blocking};
 use crate::registry::Registry;
 use crate::routing::PlannedRecord;
@@ -32,6 +34,7 @@ pub(super) struct Run<'a> {
     pub(super) registry: &'a Registry,
     pub(super) options: &'a ReplayOptions,
     pub(super) target: &'a str,
+    pub(super) envelope_key: EnvelopeKey,
     pub(super) ack_timeout: Duration,
     pub(super) report: ReplayReport,
 }
@@ -112,7 +115,12 @@ impl Run<'_> {
         window: &mut Window,
         message: &OwnedMessage,
     ) -> anyhow::Result<Next> {
-        let routed = route(message, self.registry);
+        let check = if self.options.accept_unsealed {
+            EnvelopeCheck::AcceptUnsealed
+        } else {
+            EnvelopeCheck::Verify(&self.envelope_key)
+        };
+        let routed = route(message, self.registry, check);
         match &routed.unroutable {
             Some(reason) => {
                 if let Next::Stop = self.unroutable(message, reason) {
@@ -129,7 +137,9 @@ impl Run<'_> {
                 message.offset()
             );
             for planned in &routed.records {
-                let headers = replay_headers(original, planned, &replayed_from);
+                let body = message.payload().unwrap_or_default();
+                let sealing = (&self.envelope_key, body);
+                let headers = replay_headers(original, planned, &replayed_from, sealing);
                 self.send(window, message, planned, headers).await?;
             }
         }

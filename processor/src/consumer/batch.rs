@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Message, OwnedMessage};
 use shared::backoff::Backoff;
+use shared::record::EnvelopeKey;
 use tracing::{info, warn};
 
 use crate::config::{ConsumerConfig, RetryConfig};
@@ -58,6 +59,8 @@ pub struct BatchProcessor {
     pub metrics: Metrics,
     pub consumer: ConsumerConfig,
     pub retry: RetryConfig,
+    /// Verifies each record's envelope MAC.
+    pub envelope_key: EnvelopeKey,
     /// Tests only (feature `fault-injection`): the faults to inject.
     #[cfg(feature = "fault-injection")]
     pub faults: pipeline::faults::Faults,
@@ -82,7 +85,7 @@ impl BatchProcessor {
         };
         let mut decoded = Vec::with_capacity(messages.len());
         for m in messages {
-            match decode_message(m) {
+            match decode_message(m, &self.envelope_key) {
                 Ok(d) => decoded.push(d),
                 Err(poison) => {
                     self.dead_letter(m, &poison.to_string(), poison.kind, &mut wait)
@@ -318,12 +321,13 @@ impl BatchProcessor {
     }
 }
 
-fn decode_message(m: &OwnedMessage) -> Result<DecodedRecord, decode::Poison> {
-    decode::decode(&RawRecord {
+fn decode_message(m: &OwnedMessage, key: &EnvelopeKey) -> Result<DecodedRecord, decode::Poison> {
+    let raw = RawRecord {
         partition: m.partition(),
         offset: m.offset(),
         key: m.key(),
         value: m.payload(),
         headers: m.headers(),
-    })
+    };
+    decode::decode(&raw, key)
 }

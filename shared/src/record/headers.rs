@@ -14,10 +14,11 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 use super::{
     BUSINESS_ACCOUNT_IDS_HEADER, CONTENT_TYPE_HEADER, DLQ_SOURCE_OFFSET_HEADER,
-    DLQ_SOURCE_PARTITION_HEADER, DLQ_SOURCE_TOPIC_HEADER, DLQ_VALUE_OMITTED_HEADER, EVENT_HEADER,
-    HeaderError, IDEMPOTENCY_KEY_HEADER, PHONE_NUMBER_IDS_HEADER, REASON_HEADER,
-    RECEIVED_AT_HEADER, REPLAYED_FROM_HEADER, SCHEMA_VERSION, SCHEMA_VERSION_HEADER,
-    SIGNED_BY_HEADER, SOURCE_HEADER, Source, Trust, WORKSPACE_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER, DLQ_SOURCE_TOPIC_HEADER, DLQ_VALUE_OMITTED_HEADER,
+    ENVELOPE_MAC_HEADER, EVENT_HEADER, HeaderError, IDEMPOTENCY_KEY_HEADER,
+    PHONE_NUMBER_IDS_HEADER, REASON_HEADER, RECEIVED_AT_HEADER, REPLAYED_FROM_HEADER,
+    SCHEMA_VERSION, SCHEMA_VERSION_HEADER, SIGNED_BY_HEADER, SOURCE_HEADER, Source, Trust,
+    WORKSPACE_HEADER,
 };
 
 /// The value of [`DLQ_VALUE_OMITTED_HEADER`] (the only one).
@@ -49,6 +50,8 @@ pub struct RecordHeaders {
     pub replayed_from: Option<String>,
     /// On the processor's dead letters: where the poison record came from.
     pub dead_letter: Option<DeadLetterOrigin>,
+    /// The envelope MAC (see [`super::EnvelopeKey`]); written last.
+    pub envelope_mac: Option<String>,
 }
 
 /// Where a dead-lettered record came from, and whether its value was dropped.
@@ -77,6 +80,7 @@ impl RecordHeaders {
             reason: None,
             replayed_from: None,
             dead_letter: None,
+            envelope_mac: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl RecordHeaders {
         if let Some(origin) = &self.dead_letter {
             origin.write(&mut out);
         }
+        out.opt(ENVELOPE_MAC_HEADER, self.envelope_mac.as_deref());
         out.0
     }
 
@@ -132,6 +137,7 @@ impl RecordHeaders {
             reason: owned(REASON_HEADER)?,
             replayed_from: owned(REPLAYED_FROM_HEADER)?,
             dead_letter: DeadLetterOrigin::read(headers)?,
+            envelope_mac: owned(ENVELOPE_MAC_HEADER)?,
         })
     }
 

@@ -11,14 +11,17 @@
 //! - `headers`: [`RecordHeaders`], the only writer (`to_kafka`) and reader
 //!   (`from_kafka`) of the headers, and [`DeadLetterOrigin`];
 //! - `error`: [`HeaderError`], why headers break the contract;
-//! - `trust`: [`Trust`], the signed-by header's meaning.
+//! - `trust`: [`Trust`], the signed-by header's meaning;
+//! - `envelope`: [`EnvelopeKey`], the MAC that proves inboxflow wrote a record.
 
+mod envelope;
 mod error;
 mod headers;
 #[cfg(test)]
 mod tests;
 mod trust;
 
+pub use envelope::{EnvelopeError, EnvelopeKey, MIN_KEY_BYTES as MIN_ENVELOPE_KEY_BYTES};
 pub use error::HeaderError;
 pub use headers::{DeadLetterOrigin, RecordHeaders, copy_verbatim, received_at_ms};
 pub use trust::Trust;
@@ -28,6 +31,8 @@ pub const SCHEMA_VERSION: &str = "1";
 
 pub const SOURCE_HEADER: &str = "inboxflow-source";
 pub const EVENT_HEADER: &str = "inboxflow-event";
+/// HMAC-SHA256 (hex) of the record under the envelope key; see [`EnvelopeKey`].
+pub const ENVELOPE_MAC_HEADER: &str = "inboxflow-envelope-mac";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "inboxflow-idempotency-key";
 pub const WORKSPACE_HEADER: &str = "inboxflow-workspace-id";
 /// Comma-separated business phone_number_ids of this workspace that the body

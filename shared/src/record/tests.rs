@@ -25,6 +25,7 @@ fn full() -> RecordHeaders {
             offset: 99,
             value_omitted: true,
         }),
+        envelope_mac: Some("00".repeat(32)),
     }
 }
 
@@ -81,6 +82,7 @@ fn the_wire_format_keeps_its_names_values_and_order() {
             (h.key.to_owned(), value)
         })
         .collect();
+    let mac = "00".repeat(32);
     let expected = [
         ("inboxflow-source", "kapso"),
         ("inboxflow-event", "whatsapp.message.received"),
@@ -93,6 +95,7 @@ fn the_wire_format_keeps_its_names_values_and_order() {
         ("inboxflow-business-account-ids", "waba1"),
         ("inboxflow-workspace-id", "ws_a"),
         ("inboxflow-reason", "shape: bad"),
+        ("inboxflow-envelope-mac", mac.as_str()),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()
@@ -206,4 +209,119 @@ fn a_dead_letter_keeps_the_original_headers_verbatim_and_adds_its_origin() {
         ]
     );
     assert_eq!(copy.get(0).value, Some(b"\xff".as_slice()));
+}
+
+fn key(text: &str) -> EnvelopeKey {
+    crate::config::Secret::new(text).envelope_key()
+}
+
+/// A routed record as the ingress seals it, read back from Kafka headers.
+fn sealed_record() -> (EnvelopeKey, RecordHeaders) {
+    let k = key("0123456789abcdef-envelope");
+    let headers = RecordHeaders {
+        reason: None,
+        dead_letter: None,
+        envelope_mac: None,
+        ..full()
+    };
+    let sealed = k.sealed(Some(b"ws_a"), headers, b"{\"body\":1}");
+    let read = RecordHeaders::from_kafka(&sealed.to_kafka()).expect("valid");
+    (k, read)
+}
+
+#[test]
+fn a_sealed_record_verifies_after_a_round_trip_through_kafka_headers() {
+    let (k, read) = sealed_record();
+    assert_eq!(k.verify(Some(b"ws_a"), &read, b"{\"body\":1}"), Ok(()));
+}
+
+#[test]
+fn a_change_to_the_key_value_or_a_routing_header_breaks_the_mac() {
+    let (k, read) = sealed_record();
+    let value = b"{\"body\":1}".as_slice();
+    assert_eq!(
+        k.verify(Some(b"ws_b"), &read, value),
+        Err(EnvelopeError::Mismatch)
+    );
+    assert_eq!(k.verify(None, &read, value), Err(EnvelopeError::Mismatch));
+    assert_eq!(
+        k.verify(Some(b"ws_a"), &read, b"{\"body\":2}"),
+        Err(EnvelopeError::Mismatch)
+    );
+    let altered = [
+        RecordHeaders {
+            workspace_id: Some("ws_b".into()),
+            ..read.clone()
+        },
+        RecordHeaders {
+            signed_by: Some(Trust::Global),
+            ..read.clone()
+        },
+        RecordHeaders {
+            source: Source::Meta,
+            ..read.clone()
+        },
+        RecordHeaders {
+            phone_number_ids: vec!["9".into()],
+            ..read.clone()
+        },
+        RecordHeaders {
+            received_at_ms: Some(1),
+            ..read.clone()
+        },
+        RecordHeaders {
+            replayed_from: None,
+            ..read.clone()
+        },
+    ];
+    for headers in altered {
+        assert_eq!(
+            k.verify(Some(b"ws_a"), &headers, value),
+            Err(EnvelopeError::Mismatch)
+        );
+    }
+    let other = key("another-key-of-16-bytes");
+    assert_eq!(
+        other.verify(Some(b"ws_a"), &read, value),
+        Err(EnvelopeError::Mismatch)
+    );
+}
+
+#[test]
+fn a_dead_letter_copy_still_verifies() {
+    let (k, read) = sealed_record();
+    let copy = RecordHeaders {
+        reason: Some("poison".into()),
+        dead_letter: full().dead_letter,
+        ..read
+    };
+    assert_eq!(k.verify(Some(b"ws_a"), &copy, b"{\"body\":1}"), Ok(()));
+}
+
+#[test]
+fn a_missing_or_malformed_mac_is_refused_as_such() {
+    let (k, read) = sealed_record();
+    let value = b"{\"body\":1}".as_slice();
+    let missing = RecordHeaders {
+        envelope_mac: None,
+        ..read.clone()
+    };
+    assert_eq!(
+        k.verify(Some(b"ws_a"), &missing, value),
+        Err(EnvelopeError::Missing)
+    );
+    for bad in ["zz", "abcd", ""] {
+        let malformed = RecordHeaders {
+            envelope_mac: Some(bad.into()),
+            ..read.clone()
+        };
+        assert_eq!(
+            k.verify(Some(b"ws_a"), &malformed, value),
+            Err(EnvelopeError::Malformed)
+        );
+    }
+    assert!(
+        !format!("{k:?}").contains("envelope"),
+        "the key never prints"
+    );
 }
