@@ -77,23 +77,7 @@ async fn killing_a_partition_leader_loses_no_acknowledged_webhook_and_without_mi
     let restart = restart.elapsed();
 
     println!("{}", figures.line("cluster leader kill"));
-    println!(
-        "[faults] cluster leader kill: node {} (leader of partitions {:?}) killed; failover \
-         {:.1} s (kill to new leaders, node out of every ISR); {} 503s from the kill to the \
-         end of the load; {}",
-        failover.node,
-        failover.led,
-        failover.duration.as_secs_f64(),
-        failover.refused_after_kill,
-        failover.ledger.summary()
-    );
-    println!(
-        "[faults] cluster two nodes down: {}; nodes {killed:?} started again in {:.1} s; \
-         test {:.1} s",
-        refused.summary(),
-        restart.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
+    report(&failover, &refused, &killed, restart, started.elapsed());
     assert_eq!(
         figures.found, figures.acknowledged,
         "acknowledged webhooks missing from the topic"
@@ -112,6 +96,33 @@ async fn killing_a_partition_leader_loses_no_acknowledged_webhook_and_without_mi
         "503s with two of three nodes down"
     );
     app.shutdown().await
+}
+
+/// Prints the failover's and the two-nodes-down phase's figures.
+fn report(
+    failover: &Failover,
+    refused: &Ledger,
+    killed: &[i32],
+    restart: Duration,
+    test: Duration,
+) {
+    println!(
+        "[faults] cluster leader kill: node {} (leader of partitions {:?}) killed; failover \
+         {:.1} s (kill to new leaders, node out of every ISR); {} 503s from the kill to the \
+         end of the load; {}",
+        failover.node,
+        failover.led,
+        failover.duration.as_secs_f64(),
+        failover.refused_after_kill,
+        failover.ledger.summary()
+    );
+    println!(
+        "[faults] cluster two nodes down: {}; nodes {killed:?} started again in {:.1} s; \
+         test {:.1} s",
+        refused.summary(),
+        restart.as_secs_f64(),
+        test.as_secs_f64()
+    );
 }
 
 /// Sends the load; once a fifth is acknowledged, kills the leader of

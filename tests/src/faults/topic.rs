@@ -93,7 +93,10 @@ mod tests {
     fn a_topic_without_acknowledged_bodies_counts_them_missing() {
         let load = Load::generate("topic", Scale::spread_load(2, 4, 1));
         let ledger = Ledger::default();
-        let records = [record(&load.webhooks[1].body), record(&load.webhooks[1].body)];
+        let records = [
+            record(&load.webhooks[1].body),
+            record(&load.webhooks[1].body),
+        ];
         let figures = TopicFigures::compare(&load, &ledger, &records);
         assert_eq!(figures.sent, 4);
         assert_eq!((figures.acknowledged, figures.found), (0, 0));
@@ -111,7 +114,10 @@ mod tests {
         changed.push(b' ');
         let records = [record(&load.webhooks[0].body), record(&changed)];
         let figures = TopicFigures::compare(&load, &ledger, &records);
-        assert_eq!((figures.sent, figures.acknowledged, figures.found), (3, 2, 1));
+        assert_eq!(
+            (figures.sent, figures.acknowledged, figures.found),
+            (3, 2, 1)
+        );
         assert_eq!(figures.unacknowledged_in_topic, 0);
     }
 }
