@@ -143,19 +143,28 @@ pub fn read_all_assigned(
     let partitions = ends.len();
     consumer.assign(&assignment)?;
     let deadline = std::time::Instant::now() + timeout;
-    let mut out = Vec::new();
+    let (mut out, mut last_error) = (Vec::new(), None);
     while !ends.is_empty() {
         if std::time::Instant::now() >= deadline {
             bail!(
                 "read {} records of {topic} before the deadline; {} of {} partitions \
-                 not read to their end",
+                 not read to their end (last error: {last_error:?})",
                 out.len(),
                 ends.len(),
                 partitions
             );
         }
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let record = to_read_record(&m?);
+            // A dead broker shows as transport errors here, while the
+            // partitions are fetched from their live leaders: keep reading.
+            let m = match m {
+                Ok(m) => m,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
+                }
+            };
+            let record = to_read_record(&m);
             // Records written after the call are not asked for.
             let Some(&end) = ends.get(&record.partition) else {
                 continue;
