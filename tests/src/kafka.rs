@@ -10,6 +10,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::START_SERVICES;
 
@@ -110,6 +111,71 @@ pub fn read_all(topic: &str, timeout: Duration) -> anyhow::Result<Vec<ReadRecord
     }
     drop(consumer);
     read_records(topic, expected, timeout)
+}
+
+/// Reads every record now in `topic` on the brokers `bootstrap`, partition by
+/// partition up to the high watermarks at call time, without a consumer group
+/// (so without a group coordinator: it works while some brokers are down).
+/// Fails after `timeout`, saying how many records arrived.
+pub fn read_all_assigned(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<ReadRecord>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        // librdkafka wants a group id even for assign(); nothing is committed.
+        .set("group.id", crate::unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.message.max.bytes", "5242880")
+        .create()
+        .context("creating a Kafka reader")?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        if high > low {
+            assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            ends.insert(p.id(), high);
+        }
+    }
+    let partitions = ends.len();
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let (mut out, mut last_error) = (Vec::new(), None);
+    while !ends.is_empty() {
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "read {} records of {topic} before the deadline; {} of {} partitions \
+                 not read to their end (last error: {last_error:?})",
+                out.len(),
+                ends.len(),
+                partitions
+            );
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            // A dead broker shows as transport errors here, while the
+            // partitions are fetched from their live leaders: keep reading.
+            let m = match m {
+                Ok(m) => m,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
+                }
+            };
+            let record = to_read_record(&m);
+            // Records written after the call are not asked for.
+            let Some(&end) = ends.get(&record.partition) else {
+                continue;
+            };
+            if record.offset + 1 >= end {
+                ends.remove(&record.partition);
+            }
+            out.push(record);
+        }
+    }
+    Ok(out)
 }
 
 fn reader(topic: &str) -> anyhow::Result<BaseConsumer> {

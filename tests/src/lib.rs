@@ -18,7 +18,8 @@
 //! - [`pipeline`]: an in-process ingress writing into a processor environment's topics.
 //! - [`webhooks`]: realistic webhook bodies and record headers.
 //! - [`prometheus`]: a real Prometheus on a free port, its query API and `promtool`.
-//! - [`faults`]: the fault suite's load with its ledger of 200s, the
+//! - [`faults`]: the fault suite's load with its ledger of 200s, the 3-node
+//!   Kafka cluster with its nodes killed and restarted, the topic and
 //!   database check against it, processor OS processes, service outages.
 //! - [`loadgen`]: the load generator behind `src/bin/loadgen.rs`.
 //! - [`bench`]: the processor benchmarks behind `src/bin/processor-bench.rs`.

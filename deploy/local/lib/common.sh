@@ -106,6 +106,19 @@ stop_svc() {
   log "$svc: stopped in $(secs_since "$t0") s"
 }
 
+# kill_svc SVC: SIGKILL the SVC JVM of this WORK dir (a crash, for fault
+# tests: no shutdown hook runs, nothing is flushed) and wait until it is gone.
+kill_svc() {
+  local svc=$1 pid
+  pid=$(svc_pid "$svc") || die "$svc: not running"
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do is_ours "$pid" "$svc" || break; sleep 0.1; done
+  is_ours "$pid" "$svc" && die "$svc: pid $pid survived SIGKILL"
+  rm -f "$(pid_file "$svc")"
+  wait_reaped "$pid"
+  log "$svc: killed (SIGKILL, pid $pid)"
+}
+
 # wait_reaped PID...: our JVMs are re-parented to init, which reaps them only
 # a moment (~1.5 s) after they exit; wait (at most 3 s) until no <defunct>
 # entry is left, so that `pgrep` shows nothing of ours after `down`.
@@ -137,10 +150,13 @@ TOOLS_DIR=${INBOXFLOW_TOOLS_DIR:-$HERE/.work/tools}
 CQLSH_VENV=$TOOLS_DIR/cqlsh-$CQLSH_VERSION
 CQLSH=$CQLSH_VENV/bin/cqlsh
 
+# ensure_kcat: kcat is on PATH (all that Kafka's readiness needs).
+ensure_kcat() { command -v kcat >/dev/null || die "kcat not found (apt-get install kcat)"; }
+
 # ensure_tools: kcat is on PATH, and cqlsh $CQLSH_VERSION is installed (from
 # PyPI, once; `.installed` marks a complete install).
 ensure_tools() {
-  command -v kcat >/dev/null || die "kcat not found (apt-get install kcat)"
+  ensure_kcat
   [[ -f $CQLSH_VENV/.installed ]] && return 0
   local log_file="$WORK/logs/cqlsh-install.log" t0
   log "cqlsh: installing cqlsh==$CQLSH_VERSION into $CQLSH_VENV ..."

@@ -155,7 +155,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    fn acknowledge(&self, webhook: &Webhook) {
+    pub(crate) fn acknowledge(&self, webhook: &Webhook) {
         self.acknowledged
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -16,11 +16,16 @@
 //! - [`check`]: consumer-group lag, the database read-back and the [`check::Figures`].
 //! - [`process`]: the processor binary, built if needed, run and killed.
 //! - [`services`]: `deploy/local/services` actions and a restart-on-drop guard.
+//! - [`cluster`]: the local 3-node Kafka cluster: topics with 3 replicas,
+//!   partition leaders, nodes killed and started again on drop.
+//! - [`topic`]: the webhook topic read back and compared with the ledger.
 
 pub mod check;
+pub mod cluster;
 pub mod load;
 pub mod process;
 pub mod services;
+pub mod topic;
 
 /// Whether the long variants are asked for (`INBOXFLOW_LONG_FAULTS=1`).
 pub fn long() -> bool {

@@ -1,27 +1,34 @@
-//! Stopping and starting the shared local Kafka and Cassandra
-//! (`deploy/local/services`). A test binary that uses these holds exactly
-//! one test: cargo runs test binaries one at a time, so no other test sees
-//! the outage.
+//! Stopping and starting the shared local Kafka and Cassandra, and the nodes
+//! of the local Kafka cluster (`deploy/local/services`). A test binary that
+//! uses these holds exactly one test: cargo runs test binaries one at a time,
+//! so no other test sees the outage.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 /// Runs `deploy/local/services <action>` and fails with its output.
 pub fn services(action: &str) -> anyhow::Result<()> {
+    services_with(&[action]).map(drop)
+}
+
+/// Runs `deploy/local/services ARGS...`; returns its standard output, or
+/// fails with all of its output.
+pub fn services_with(args: &[&str]) -> anyhow::Result<String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/services");
     anyhow::ensure!(
         script.is_file(),
         "{} does not exist: this test needs the local services script",
         script.display()
     );
-    let out = Command::new("bash").arg(&script).arg(action).output()?;
+    let out = Command::new("bash").arg(&script).args(args).output()?;
     anyhow::ensure!(
         out.status.success(),
-        "`deploy/local/services {action}` failed: {}{}",
+        "`deploy/local/services {}` failed: {}{}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs `start` when dropped while armed: a failing test never leaves the
