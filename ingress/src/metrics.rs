@@ -2,8 +2,8 @@
 //! admin server (`shared::metrics::admin_server`) exposes on `/metrics`.
 //!
 //! Guarantee: every label value comes from a fixed set (the [`RouteLabel`]s,
-//! `kapso`/`meta`, the signature-failure reasons, the topic kinds and HTTP
-//! status codes), never from a raw path, a workspace id or a phone number.
+//! `kapso`/`meta`, the signature-failure reasons, the topic kinds, the
+//! listeners and connection-rejection reasons, and HTTP status codes), never from a raw path, a workspace id or a phone number.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::LATENCY_BUCKETS;
@@ -153,6 +153,51 @@ impl ReloadTrigger {
     }
 }
 
+/// Which listener a connection came to: the `listener` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerLabel {
+    /// The webhook listener (`listen_addr`).
+    Webhooks,
+    /// The admin listener (`admin_addr`): metrics and health.
+    Admin,
+}
+
+impl ListenerLabel {
+    pub const ALL: &[ListenerLabel] = &[ListenerLabel::Webhooks, ListenerLabel::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhooks => "webhooks",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Why a connection was answered 503 and closed instead of served: the
+/// `reason` label of the connection rejections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionRejection {
+    /// The listener already serves its `max_connections`.
+    ServerFull,
+    /// The client (source IP address) already holds its
+    /// `max_connections_per_client`.
+    ClientFull,
+}
+
+impl ConnectionRejection {
+    pub const ALL: &[ConnectionRejection] = &[
+        ConnectionRejection::ServerFull,
+        ConnectionRejection::ClientFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerFull => "server_full",
+            Self::ClientFull => "client_full",
+        }
+    }
+}
+
 /// All ingress metrics; cheap to clone (each metric is an `Arc` inside).
 #[derive(Debug, Clone)]
 pub struct IngressMetrics {
@@ -164,6 +209,7 @@ pub struct IngressMetrics {
     in_flight: IntGauge,
     records_written: IntCounterVec,
     registry_reloads: IntCounterVec,
+    connections_rejected: IntCounterVec,
 }
 
 impl IngressMetrics {
@@ -222,7 +268,21 @@ impl IngressMetrics {
                 ),
                 &["result"],
             )?,
+            connections_rejected: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_connections_rejected_total",
+                    "Connections answered 503 and closed instead of served, by listener and reason",
+                ),
+                &["listener", "reason"],
+            )?,
         };
+        // Every series exists from the start, so that rate() sees the first one.
+        for listener in ListenerLabel::ALL {
+            for reason in ConnectionRejection::ALL {
+                m.connections_rejected
+                    .with_label_values(&[listener.as_str(), reason.as_str()]);
+            }
+        }
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.request_duration.clone()))?;
         registry.register(Box::new(m.produce_duration.clone()))?;
@@ -231,6 +291,7 @@ impl IngressMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.records_written.clone()))?;
         registry.register(Box::new(m.registry_reloads.clone()))?;
+        registry.register(Box::new(m.connections_rejected.clone()))?;
         Ok(m)
     }
 
@@ -267,6 +328,12 @@ impl IngressMetrics {
     pub fn written(&self, kind: TopicKind) {
         self.records_written
             .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    pub fn connection_rejected(&self, listener: ListenerLabel, reason: ConnectionRejection) {
+        self.connections_rejected
+            .with_label_values(&[listener.as_str(), reason.as_str()])
             .inc();
     }
 
@@ -348,6 +415,18 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         distinct(
+            &ListenerLabel::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
+            &ConnectionRejection::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
             &ReloadTrigger::ALL
                 .iter()
                 .map(|k| k.as_str())
@@ -365,6 +444,7 @@ mod tests {
         for result in ReloadResult::ALL {
             m.registry_reload(*result);
         }
+        m.connection_rejected(ListenerLabel::Admin, ConnectionRejection::ClientFull);
         let text = shared::metrics::render(&registry);
         for reason in SignatureFailure::ALL {
             let series = format!(
@@ -379,6 +459,19 @@ mod tests {
                 result.as_str()
             );
             assert!(text.contains(&series), "{series}");
+        }
+        for listener in ListenerLabel::ALL {
+            for reason in ConnectionRejection::ALL {
+                let hit =
+                    (*listener, *reason) == (ListenerLabel::Admin, ConnectionRejection::ClientFull);
+                let series = format!(
+                    "inboxflow_ingress_connections_rejected_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                    listener.as_str(),
+                    reason.as_str(),
+                    u8::from(hit)
+                );
+                assert!(text.contains(&series), "{series}");
+            }
         }
     }
 }
