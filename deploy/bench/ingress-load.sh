@@ -58,6 +58,8 @@ registry_path = "$WORK/registry.toml"
 kapso_secrets = ["$SECRET"]
 meta_app_secrets = ["bench-meta-secret"]
 meta_verify_token = "bench-token"
+# One load generator is one client: let it use every connection slot.
+max_connections_per_client = 1024
 [kafka]
 brokers = "$KAFKA_BROKERS"
 webhook_topic = "$ROUTED"

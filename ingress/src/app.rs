@@ -2,25 +2,29 @@
 //!
 //! [`Application::build`] binds both listeners (port 0 picks free ports, for
 //! tests), loads the registry and creates the producer; it needs no running
-//! broker. [`Application::run_until_stopped`] serves until the
-//! [`Shutdown`] fires, then shuts down in order: stop accepting, finish
-//! in-flight requests, flush the producer, stop the background tasks.
+//! broker. [`Application::run_until_stopped`] serves both listeners with the
+//! same connection loop ([`crate::server::serve`]), each with its own limits,
+//! until the [`Shutdown`] fires, then shuts down in order: stop accepting,
+//! finish in-flight requests (webhooks within `shutdown_timeout`, admin
+//! within `admin_shutdown_timeout`; connections still open then are closed),
+//! flush the producer, stop the background tasks. Every step has a
+//! deadline, so no client can hold up the stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use shared::metrics::{Readiness, admin_server};
+use shared::metrics::Readiness;
 use shared::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::IngressConfig;
 use crate::handlers::AppState;
-use crate::metrics::IngressMetrics;
+use crate::metrics::{IngressMetrics, ListenerLabel};
 use crate::producer::{KafkaWriter, Topics, create_producer};
 use crate::registry::{Registry, RegistryHandle};
-use crate::routes::{BodyLimits, routes};
+use crate::routes::{BodyLimits, admin_routes, routes};
 use crate::server::{ServerOptions, serve};
 use crate::{readiness, reload};
 
@@ -30,8 +34,9 @@ pub struct Application {
     config: IngressConfig,
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin_listener: TcpListener,
     admin_addr: SocketAddr,
-    admin: JoinHandle<()>,
+    prometheus: prometheus::Registry,
     state: Arc<AppState>,
     readiness: Readiness,
     stop: Shutdown,
@@ -57,14 +62,12 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .context("reading the webhook listener address")?;
-        let (admin_addr, admin_server) = admin_server(
-            config.admin_addr,
-            prometheus,
-            readiness.clone(),
-            stop.owned_wait(),
-        )
-        .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
-        let admin = tokio::spawn(admin_server);
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .context("reading the admin listener address")?;
 
         let state = Arc::new(AppState {
             registry: RegistryHandle::new(registry),
@@ -79,8 +82,9 @@ impl Application {
             config,
             listener,
             local_addr,
+            admin_listener,
             admin_addr,
-            admin,
+            prometheus,
             state,
             readiness,
             stop,
@@ -109,11 +113,21 @@ impl Application {
         let Self {
             config,
             listener,
-            admin,
+            admin_listener,
+            prometheus,
             state,
+            readiness,
             stop,
             ..
         } = self;
+        let admin = serve_admin(
+            admin_listener,
+            prometheus,
+            readiness,
+            &state,
+            &config,
+            &stop,
+        );
         tasks.push(("admin server", admin));
         let writer = state.writer.clone();
         serve_webhooks(listener, state, &config, stop.clone()).await;
@@ -193,12 +207,39 @@ async fn serve_webhooks(
         read_timeout: config.body_read_timeout,
     };
     let options = ServerOptions {
+        listener: ListenerLabel::Webhooks,
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,
+        max_connections_per_client: config.max_connections_per_client,
         drain_timeout: config.shutdown_timeout,
+        retry_after_secs: config.retry_after_secs(),
     };
     let metrics = state.metrics.clone();
     serve(listener, routes(state, limits), options, metrics, stop).await;
+}
+
+/// Starts the admin listener (`/metrics`, `/healthz`, `/readyz`); the task
+/// ends by `admin_shutdown_timeout` after `stop` fires.
+fn serve_admin(
+    listener: TcpListener,
+    prometheus: prometheus::Registry,
+    readiness: Readiness,
+    state: &AppState,
+    config: &IngressConfig,
+    stop: &Shutdown,
+) -> JoinHandle<()> {
+    let options = ServerOptions {
+        listener: ListenerLabel::Admin,
+        header_read_timeout: config.admin_header_read_timeout,
+        max_connections: config.admin_max_connections,
+        // Scrapers and probes are few and trusted: the cap is the only limit.
+        max_connections_per_client: config.admin_max_connections,
+        drain_timeout: config.admin_shutdown_timeout,
+        retry_after_secs: config.retry_after_secs(),
+    };
+    let filter = admin_routes(prometheus, readiness);
+    let metrics = state.metrics.clone();
+    tokio::spawn(serve(listener, filter, options, metrics, stop.clone()))
 }
 
 async fn join_all(tasks: Tasks) {

@@ -36,6 +36,15 @@ pub struct IngressConfig {
     pub listen_addr: SocketAddr,
     /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`).
     pub admin_addr: SocketAddr,
+    /// Most admin connections served at once; further ones get a fast 503.
+    pub admin_max_connections: usize,
+    /// How long an admin client may take to send the request line and headers.
+    #[serde(with = "humantime_serde")]
+    pub admin_header_read_timeout: Duration,
+    /// On shutdown: how long admin requests in flight may take to finish;
+    /// then the remaining admin connections are closed.
+    #[serde(with = "humantime_serde")]
+    pub admin_shutdown_timeout: Duration,
     /// Brokers and topic names (routed, unrouted, dead-letter).
     pub kafka: KafkaConfig,
     /// Extra librdkafka producer properties, applied last (for tuning, e.g.
@@ -72,9 +81,15 @@ pub struct IngressConfig {
     /// How long a client may take to send the request line and headers.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// Most connections served at once; further clients wait in the listen
-    /// backlog. Bounds memory to about `max_connections * max_body_bytes`.
+    /// Most connections served at once; further connections get a fast 503
+    /// (`Retry-After`, `Connection: close`). Bounds memory to about
+    /// `max_connections * max_body_bytes`.
     pub max_connections: usize,
+    /// Most connections served at once to one client (source IP address);
+    /// its further connections get the same fast 503. At most
+    /// `max_connections`; behind a proxy every connection has the proxy's
+    /// address, so set it to `max_connections` there.
+    pub max_connections_per_client: usize,
     /// How often `/readyz` re-checks that Kafka answers a metadata request.
     #[serde(with = "humantime_serde")]
     pub readiness_interval: Duration,
@@ -114,9 +129,7 @@ impl IngressConfig {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes must be greater than zero"));
         }
-        if self.max_connections == 0 {
-            return Err(invalid("max_connections must be greater than zero"));
-        }
+        self.validate_connection_limits()?;
         for (name, value) in [
             ("registry_poll_interval", self.registry_poll_interval),
             ("ack_timeout", self.ack_timeout),
@@ -125,6 +138,8 @@ impl IngressConfig {
             ("header_read_timeout", self.header_read_timeout),
             ("readiness_interval", self.readiness_interval),
             ("shutdown_timeout", self.shutdown_timeout),
+            ("admin_header_read_timeout", self.admin_header_read_timeout),
+            ("admin_shutdown_timeout", self.admin_shutdown_timeout),
         ] {
             require_positive_duration(name, value)?;
         }
@@ -142,6 +157,27 @@ impl IngressConfig {
         }
         if self.listen_addr == self.admin_addr && self.listen_addr.port() != 0 {
             return Err(invalid("listen_addr and admin_addr must differ"));
+        }
+        Ok(())
+    }
+
+    fn validate_connection_limits(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client,
+            ),
+            ("admin_max_connections", self.admin_max_connections),
+        ] {
+            if value == 0 {
+                return Err(invalid(&format!("{name} must be greater than zero")));
+            }
+        }
+        if self.max_connections_per_client > self.max_connections {
+            return Err(invalid(
+                "max_connections_per_client must be at most max_connections",
+            ));
         }
         Ok(())
     }
@@ -236,6 +272,33 @@ mod tests {
                 .to_string()
                 .contains("acks")
         );
+    }
+
+    #[test]
+    fn connection_limits_must_be_positive_and_the_per_client_cap_within_the_global_one() {
+        for cfg in [
+            IngressConfig {
+                max_connections_per_client: 0,
+                ..valid()
+            },
+            IngressConfig {
+                admin_max_connections: 0,
+                ..valid()
+            },
+            IngressConfig {
+                max_connections_per_client: valid().max_connections + 1,
+                ..valid()
+            },
+        ] {
+            let err = cfg.validate().expect_err("refused").to_string();
+            assert!(err.contains("max_connections"), "{err}");
+        }
+        let cfg = IngressConfig {
+            admin_shutdown_timeout: Duration::ZERO,
+            ..valid()
+        };
+        let err = cfg.validate().expect_err("zero").to_string();
+        assert!(err.contains("admin_shutdown_timeout"), "{err}");
     }
 
     #[test]

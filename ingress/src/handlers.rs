@@ -4,7 +4,8 @@
 //! answered only after Kafka acknowledged every planned record; a verified
 //! body is never dropped (unparseable ones are dead-lettered, unroutable ones
 //! go to the unrouted topic); a handler never fails (every outcome is a
-//! response), and never logs a body, a secret or a phone number.
+//! response), and never logs a body, a secret or a phone number. A 401
+//! carries `Connection: close`, so its connection is closed after it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use shared::config::Secret;
 use shared::record::{META_EVENT, Source, now_ms};
 use shared::signing::SignatureError;
 use shared::webhook::{is_meta_payload, routing_keys};
-use warp::http::{HeaderMap, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::metrics::{IngressMetrics, RouteLabel, SignatureFailure, TopicKind};
@@ -168,10 +169,13 @@ impl AppState {
         let reason = SignatureFailure::of(err);
         self.metrics.signature_failure(source, reason);
         tracing::warn!(route = route.as_str(), reason = reason.as_str(), cause = %err, "signature refused");
-        with_outcome(
-            json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid signature"}"#),
-            Outcome { bytes, records: 0 },
-        )
+        let mut response = json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid signature"}"#);
+        // hyper closes the connection after this response: a client sending
+        // bad signatures must reconnect (and pass admission) each time.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        with_outcome(response, Outcome { bytes, records: 0 })
     }
 
     async fn store(
@@ -284,8 +288,6 @@ fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use warp::http::HeaderValue;
-
     use super::*;
 
     #[test]

@@ -14,8 +14,11 @@
 //! - [`config`]: [`IngressConfig`], its defaults and `validate()`.
 //! - [`app`]: [`Application::build`] (binds ports, port 0 for tests) and
 //!   `run_until_stopped` (graceful shutdown, producer flush).
-//! - [`server`]: hyper connections with a header read timeout; the request
-//!   log line and request metrics.
+//! - [`server`]: the connection loop of both listeners (webhooks, admin):
+//!   hyper connections with a header read timeout, the drain deadline; the
+//!   request log line and request metrics.
+//! - [`admission`]: connection caps (total and per client) and the fast 503
+//!   that refuses connections over them.
 //! - [`routes`]: warp filters, the bounded body reader, `handle_rejection`.
 //! - [`handlers`]: one function per webhook route: verify, plan, write, answer.
 //! - [`verify`]: signature checks (Kapso, Meta) and the handshake token.
@@ -28,6 +31,7 @@
 //!   records into the webhook topic.
 //! - [`metrics`]: Prometheus metrics with fixed label sets.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod handlers;

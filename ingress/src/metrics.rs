@@ -1,157 +1,22 @@
 //! The ingress's Prometheus metrics, registered in the registry that the
-//! admin server (`shared::metrics::admin_server`) exposes on `/metrics`.
+//! admin listener exposes on `/metrics` (`shared::metrics::admin_routes`,
+//! served by [`crate::server::serve`]).
 //!
-//! Guarantee: every label value comes from a fixed set (the [`RouteLabel`]s,
-//! `kapso`/`meta`, the signature-failure reasons, the topic kinds and HTTP
-//! status codes), never from a raw path, a workspace id or a phone number.
+//! Guarantee: every label value comes from a fixed set (`metrics/labels.rs`: the
+//! routes, `kapso`/`meta`, the signature-failure reasons, the topic kinds,
+//! the listeners and connection-rejection reasons; and HTTP status codes),
+//! never from a raw path, an address, a workspace id or a phone number.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::LATENCY_BUCKETS;
 use shared::record::Source;
-use shared::signing::SignatureError;
 
-/// The route of a request, as a label value. Classified from the method and
-/// path by the server, before any filter runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteLabel {
-    Kapso,
-    KapsoWorkspace,
-    Meta,
-    MetaVerify,
-    Health,
-    Other,
-}
+mod labels;
 
-impl RouteLabel {
-    pub fn classify(method: &warp::http::Method, path: &str) -> Self {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["webhooks", "kapso"] => Self::Kapso,
-            ["webhooks", "kapso", ws] if !ws.is_empty() => Self::KapsoWorkspace,
-            ["webhooks", "meta"] if method == warp::http::Method::GET => Self::MetaVerify,
-            ["webhooks", "meta"] => Self::Meta,
-            ["healthz" | "readyz"] => Self::Health,
-            _ => Self::Other,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Kapso => "kapso",
-            Self::KapsoWorkspace => "kapso_workspace",
-            Self::Meta => "meta",
-            Self::MetaVerify => "meta_verify",
-            Self::Health => "health",
-            Self::Other => "other",
-        }
-    }
-
-    /// The methods the route answers, for the `Allow` header of a 405.
-    pub fn allow(self) -> Option<&'static str> {
-        match self {
-            Self::Kapso | Self::KapsoWorkspace => Some("POST"),
-            Self::Meta | Self::MetaVerify => Some("GET, POST"),
-            Self::Health => Some("GET, HEAD"),
-            Self::Other => None,
-        }
-    }
-}
-
-/// Which kind of topic a record went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TopicKind {
-    Routed,
-    Unrouted,
-    DeadLetter,
-}
-
-impl TopicKind {
-    pub const ALL: &[TopicKind] = &[
-        TopicKind::Routed,
-        TopicKind::Unrouted,
-        TopicKind::DeadLetter,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Routed => "routed",
-            Self::Unrouted => "unrouted",
-            Self::DeadLetter => "dead_letter",
-        }
-    }
-}
-
-/// Why a signature was refused: the `reason` label of the signature failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignatureFailure {
-    Missing,
-    Malformed,
-    Mismatch,
-    NoSecret,
-}
-
-impl SignatureFailure {
-    pub const ALL: &[SignatureFailure] = &[
-        SignatureFailure::Missing,
-        SignatureFailure::Malformed,
-        SignatureFailure::Mismatch,
-        SignatureFailure::NoSecret,
-    ];
-
-    pub fn of(err: &SignatureError) -> Self {
-        match err {
-            SignatureError::Missing => SignatureFailure::Missing,
-            SignatureError::Malformed(_) => SignatureFailure::Malformed,
-            SignatureError::Mismatch => SignatureFailure::Mismatch,
-            SignatureError::NoSecret => SignatureFailure::NoSecret,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignatureFailure::Missing => "missing",
-            SignatureFailure::Malformed => "malformed",
-            SignatureFailure::Mismatch => "mismatch",
-            SignatureFailure::NoSecret => "no_secret",
-        }
-    }
-}
-
-/// How a registry reload ended: the `result` label of the reloads counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReloadResult {
-    Ok,
-    Error,
-}
-
-impl ReloadResult {
-    pub const ALL: &[ReloadResult] = &[ReloadResult::Ok, ReloadResult::Error];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReloadResult::Ok => "ok",
-            ReloadResult::Error => "error",
-        }
-    }
-}
-
-/// What started a registry reload (a log field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReloadTrigger {
-    Sighup,
-    FileChanged,
-}
-
-impl ReloadTrigger {
-    pub const ALL: &[ReloadTrigger] = &[ReloadTrigger::Sighup, ReloadTrigger::FileChanged];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReloadTrigger::Sighup => "sighup",
-            ReloadTrigger::FileChanged => "file_changed",
-        }
-    }
-}
+pub use labels::{
+    ConnectionRejection, ListenerLabel, ReloadResult, ReloadTrigger, RouteLabel, SignatureFailure,
+    TopicKind,
+};
 
 /// All ingress metrics; cheap to clone (each metric is an `Arc` inside).
 #[derive(Debug, Clone)]
@@ -164,6 +29,7 @@ pub struct IngressMetrics {
     in_flight: IntGauge,
     records_written: IntCounterVec,
     registry_reloads: IntCounterVec,
+    connections_rejected: IntCounterVec,
 }
 
 impl IngressMetrics {
@@ -222,7 +88,21 @@ impl IngressMetrics {
                 ),
                 &["result"],
             )?,
+            connections_rejected: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_connections_rejected_total",
+                    "Connections answered 503 and closed instead of served, by listener and reason",
+                ),
+                &["listener", "reason"],
+            )?,
         };
+        // Every series exists from the start, so that rate() sees the first one.
+        for listener in ListenerLabel::ALL {
+            for reason in ConnectionRejection::ALL {
+                m.connections_rejected
+                    .with_label_values(&[listener.as_str(), reason.as_str()]);
+            }
+        }
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.request_duration.clone()))?;
         registry.register(Box::new(m.produce_duration.clone()))?;
@@ -231,6 +111,7 @@ impl IngressMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.records_written.clone()))?;
         registry.register(Box::new(m.registry_reloads.clone()))?;
+        registry.register(Box::new(m.connections_rejected.clone()))?;
         Ok(m)
     }
 
@@ -267,6 +148,12 @@ impl IngressMetrics {
     pub fn written(&self, kind: TopicKind) {
         self.records_written
             .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    pub fn connection_rejected(&self, listener: ListenerLabel, reason: ConnectionRejection) {
+        self.connections_rejected
+            .with_label_values(&[listener.as_str(), reason.as_str()])
             .inc();
     }
 
@@ -348,6 +235,18 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         distinct(
+            &ListenerLabel::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
+            &ConnectionRejection::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+        );
+        distinct(
             &ReloadTrigger::ALL
                 .iter()
                 .map(|k| k.as_str())
@@ -365,6 +264,7 @@ mod tests {
         for result in ReloadResult::ALL {
             m.registry_reload(*result);
         }
+        m.connection_rejected(ListenerLabel::Admin, ConnectionRejection::ClientFull);
         let text = shared::metrics::render(&registry);
         for reason in SignatureFailure::ALL {
             let series = format!(
@@ -379,6 +279,19 @@ mod tests {
                 result.as_str()
             );
             assert!(text.contains(&series), "{series}");
+        }
+        for listener in ListenerLabel::ALL {
+            for reason in ConnectionRejection::ALL {
+                let hit =
+                    (*listener, *reason) == (ListenerLabel::Admin, ConnectionRejection::ClientFull);
+                let series = format!(
+                    "inboxflow_ingress_connections_rejected_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                    listener.as_str(),
+                    reason.as_str(),
+                    u8::from(hit)
+                );
+                assert!(text.contains(&series), "{series}");
+            }
         }
     }
 }

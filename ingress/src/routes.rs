@@ -90,6 +90,17 @@ pub fn routes(
         .unify()
 }
 
+/// The admin listener's routes (`/metrics`, `/healthz`, `/readyz`), every
+/// other request answered like the webhook listener's (404, 405).
+pub fn admin_routes(
+    registry: prometheus::Registry,
+    readiness: shared::metrics::Readiness,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    shared::metrics::admin_routes(registry, readiness)
+        .recover(handle_rejection)
+        .unify()
+}
+
 /// The raw body, bounded in size and time, exactly as received.
 pub fn raw_body(limits: BodyLimits) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")

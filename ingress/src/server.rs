@@ -1,20 +1,30 @@
-//! The HTTP server: hyper's HTTP/1 connection handling around the warp
-//! filters, plus the per-request log line and metrics.
+//! The HTTP server: hyper's HTTP/1 connection handling around warp filters,
+//! for both listeners (webhooks and admin), plus the per-request log line
+//! and metrics of the webhook listener.
 //!
 //! Why not `warp::serve`: warp 0.4's server sets no timer, so hyper's header
 //! read timeout is not in effect and a client could hold a connection open by
 //! sending headers slowly. Here each connection gets `header_read_timeout`
 //! (bodies are bounded by the body reader in [`crate::routes`]).
 //!
-//! Guarantees: at most `max_connections` connections are served at once; a
-//! request head over about [`MAX_HEAD_BYTES`] gets 431, never reaching a handler; on
-//! stop, the listener closes first, in-flight requests finish
-//! (idle keep-alive connections are closed), up to `drain_timeout`; every
-//! answered request produces exactly one log line and one count in
-//! `inboxflow_ingress_requests_total`, labelled with a fixed route name.
+//! Guarantees: at most `max_connections` connections are served at once, at
+//! most `max_connections_per_client` of them to one source IP address; a
+//! connection over either cap is accepted, answered a fast `503` with
+//! `Retry-After` and `Connection: close`, closed and counted in
+//! `inboxflow_ingress_connections_rejected_total{listener,reason}`, with
+//! bounded work ([`crate::admission`]), so it never waits in the listen
+//! backlog. A request head over about [`MAX_HEAD_BYTES`] gets 431, never
+//! reaching a handler. A response carrying `Connection: close` (a 401 does)
+//! closes its connection. On stop, the listener closes first, in-flight
+//! requests finish (idle keep-alive connections are closed) up to
+//! `drain_timeout`, and then every connection still open is closed: no
+//! connection outlives the deadline. On the webhook listener, every answered
+//! request produces exactly one log line and one count in
+//! `inboxflow_ingress_requests_total`, labelled with a fixed route name; the
+//! admin listener's requests are not counted there.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -24,13 +34,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use shared::shutdown::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::Filter;
 use warp::http::{HeaderValue, Request, StatusCode, header};
 use warp::reply::Response;
 
+use crate::admission::{Admission, Admitted, Refusals};
 use crate::handlers::Outcome;
-use crate::metrics::{IngressMetrics, RouteLabel};
+use crate::metrics::{IngressMetrics, ListenerLabel, RouteLabel};
 
 /// hyper's read-buffer limit, which bounds the request head (request line
 /// and headers): a head still incomplete once the buffer holds this much is
@@ -41,15 +51,23 @@ use crate::metrics::{IngressMetrics, RouteLabel};
 /// affected: they stream through the buffer (see [`crate::routes`]).
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// Connection-level limits.
+/// Connection-level limits of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
+    /// Which listener this is (metrics label; only webhooks count requests).
+    pub listener: ListenerLabel,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// On stop: how long in-flight requests may take before every
+    /// connection still open is closed.
     pub drain_timeout: Duration,
+    /// The `Retry-After` of a refused connection's 503, in seconds.
+    pub retry_after_secs: u64,
 }
 
-/// Serves `filter` on `listener` until `stop` fires, then drains.
+/// Serves `filter` on `listener` until `stop` fires, then drains and closes
+/// every connection by `drain_timeout`.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
@@ -62,50 +80,77 @@ pub async fn serve<F>(
 {
     let service = TowerToHyperService::new(warp::service(filter));
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(options.max_connections));
-    while let Some((stream, slot)) = next_connection(&listener, &slots, &stop).await {
+    let deadline_passed = Shutdown::new();
+    let admission = Admission::new(options.max_connections, options.max_connections_per_client);
+    let refusals = Refusals::new(options.retry_after_secs);
+    let observed = options.listener == ListenerLabel::Webhooks;
+    while let Some((stream, peer)) = next_connection(&listener, &stop).await {
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                metrics.connection_rejected(options.listener, reason);
+                tracing::debug!(
+                    listener = options.listener.as_str(),
+                    reason = reason.as_str(),
+                    "connection refused"
+                );
+                refusals.refuse(stream);
+                continue;
+            }
+        };
         let service = service.clone();
         let metrics = metrics.clone();
-        let observed = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let handle = hyper::service::service_fn(move |req: Request<Incoming>| {
             let service = service.clone();
             let metrics = metrics.clone();
-            async move { observe(req, &service, &metrics).await }
+            async move {
+                if observed {
+                    observe(req, &service, &metrics).await
+                } else {
+                    hyper::service::Service::call(&service, req).await
+                }
+            }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES)
-            .serve_connection(TokioIo::new(stream), observed);
+            .serve_connection(TokioIo::new(stream), handle);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(cause = %err, "connection ended with an error");
-            }
-            drop(slot);
-        });
+        tokio::spawn(run_connection(connection, slot, deadline_passed.clone()));
     }
     drop(listener);
-    drain(graceful, options.drain_timeout).await;
+    drain(graceful, options).await;
+    deadline_passed.trigger();
 }
 
-/// Waits for a free connection slot, then for a client; `None` once `stop`
-/// fires. At the limit, new clients wait in the listen backlog.
+/// Runs one connection until it ends or the drain deadline passes (then
+/// drops it, which closes the socket); frees its slot either way.
+async fn run_connection<C>(connection: C, slot: Admitted, deadline_passed: Shutdown)
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    tokio::select! {
+        ended = connection => if let Err(err) = ended {
+            tracing::debug!(cause = %err, "connection ended with an error");
+        },
+        () = deadline_passed.wait() => tracing::debug!("connection closed at the drain deadline"),
+    }
+    drop(slot);
+}
+
+/// The next client; `None` once `stop` fires. Every client is accepted at
+/// once; the caller decides whether it is served or refused.
 async fn next_connection(
     listener: &TcpListener,
-    slots: &Arc<Semaphore>,
     stop: &Shutdown,
-) -> Option<(TcpStream, OwnedSemaphorePermit)> {
-    let slot = tokio::select! {
-        biased;
-        () = stop.wait() => return None,
-        slot = Arc::clone(slots).acquire_owned() => slot.ok()?,
-    };
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
         tokio::select! {
             biased;
             () = stop.wait() => return None,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => return Some((stream, slot)),
+                Ok(accepted) => return Some(accepted),
                 Err(err) => {
                     // Usually EMFILE: back off briefly instead of spinning.
                     tracing::warn!(cause = %err, "accept failed");
@@ -116,14 +161,15 @@ async fn next_connection(
     }
 }
 
-/// Lets in-flight requests finish, up to `timeout`.
-async fn drain(graceful: GracefulShutdown, timeout: Duration) {
-    tracing::info!("listener closed; waiting for in-flight requests");
-    if tokio::time::timeout(timeout, graceful.shutdown())
+/// Lets in-flight requests finish, up to `drain_timeout`.
+async fn drain(graceful: GracefulShutdown, options: ServerOptions) {
+    let listener = options.listener.as_str();
+    tracing::info!(listener, "listener closed; waiting for in-flight requests");
+    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(timeout = ?timeout, "in-flight requests did not finish in time");
+        tracing::warn!(listener, timeout = ?options.drain_timeout, "in-flight requests did not finish in time; closing their connections");
     }
 }
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::{Encoder, Registry, TextEncoder};
-use warp::Filter;
 use warp::http::StatusCode;
+use warp::{Filter, Reply};
 
 /// Latency buckets in seconds, from 0.5 ms to 10 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -45,14 +45,16 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// Binds the admin server on `addr` (port 0 picks a free port) and returns
-/// the bound address and the server future, which ends when `shutdown` does.
-pub fn admin_server(
-    addr: SocketAddr,
+/// The admin routes: `/metrics`, `/healthz`, `/readyz` (anything else is
+/// rejected, for the caller's recovery), for a server of the caller's choice.
+pub fn admin_routes(
     registry: Registry,
     readiness: Readiness,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
     let metrics = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
@@ -62,16 +64,32 @@ pub fn admin_server(
                 "content-type",
                 "text/plain; version=0.0.4",
             )
+            .into_response()
         });
-    let healthz = warp::path("healthz").and(warp::path::end()).map(|| "ok");
+    let healthz = warp::path("healthz")
+        .and(warp::path::end())
+        .map(|| "ok".into_response());
     let readyz = warp::path("readyz").and(warp::path::end()).map(move || {
         if readiness.is_ready() {
-            warp::reply::with_status("ready", StatusCode::OK)
+            warp::reply::with_status("ready", StatusCode::OK).into_response()
         } else {
-            warp::reply::with_status("not ready", StatusCode::SERVICE_UNAVAILABLE)
+            warp::reply::with_status("not ready", StatusCode::SERVICE_UNAVAILABLE).into_response()
         }
     });
-    let routes = metrics.or(healthz).or(readyz);
+    metrics.or(healthz).unify().or(readyz).unify()
+}
+
+/// Binds the admin server on `addr` (port 0 picks a free port) and returns
+/// the bound address and the server future, which ends when `shutdown` does.
+/// (warp's own server: no header timeout, no connection cap; the ingress
+/// serves [`admin_routes`] with its own connection loop instead.)
+pub fn admin_server(
+    addr: SocketAddr,
+    registry: Registry,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
+    let routes = admin_routes(registry, readiness);
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;

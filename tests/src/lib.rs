@@ -17,6 +17,7 @@
 //! - [`processor`]: an isolated processor environment and row read-back.
 //! - [`pipeline`]: an in-process ingress writing into a processor environment's topics.
 //! - [`webhooks`]: realistic webhook bodies and record headers.
+//! - [`raw_http`]: raw HTTP/1.1 sockets, from a chosen loopback source address.
 //! - [`prometheus`]: a real Prometheus on a free port, its query API and `promtool`.
 //! - [`faults`]: the fault suite's load with its ledger of 200s, the 3-node
 //!   Kafka cluster with its nodes killed and restarted, the topic and
@@ -37,6 +38,7 @@ pub mod pipeline;
 pub mod poll;
 pub mod processor;
 pub mod prometheus;
+pub mod raw_http;
 pub mod webhooks;
 
 /// The command that starts the local services, quoted in failure messages.

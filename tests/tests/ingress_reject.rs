@@ -238,30 +238,42 @@ async fn wrong_methods_get_405_with_allow_and_unknown_paths_404() -> anyhow::Res
 }
 
 #[tokio::test]
-async fn connections_beyond_max_connections_wait_until_a_slot_frees() -> anyhow::Result<()> {
+async fn connections_beyond_max_connections_get_a_fast_503_until_a_slot_frees() -> anyhow::Result<()>
+{
     let topics = inboxflow_tests::ingress::TestTopics::create().await?;
     let app = spawn_ingress_with(TEST_REGISTRY, topics, |mut cfg| {
         cfg.max_connections = 1;
+        cfg.max_connections_per_client = 1;
+        cfg.header_read_timeout = Duration::from_secs(300);
         cfg
     })
     .await?;
     let held = TcpStream::connect(("127.0.0.1", app.port)).await?;
     let health = app.url("/healthz");
-    let one_second = Duration::from_secs(1);
+    let deadline = Duration::from_secs(20);
 
-    let while_held = app.client.get(&health).timeout(one_second).send().await;
+    let while_held = app.client.get(&health).timeout(deadline).send().await?;
     drop(held);
-    let after = inboxflow_tests::poll::until("a free slot", Duration::from_secs(10), || async {
-        let res = app.client.get(&health).timeout(one_second).send().await;
+    let after = inboxflow_tests::poll::until("a free slot", deadline, || async {
+        let res = app.client.get(&health).timeout(deadline).send().await;
         Ok(res.ok().filter(|r| r.status() == 200).map(|_| ()))
     })
     .await;
 
-    assert!(
-        while_held.is_err(),
-        "served beyond the limit: {while_held:?}"
+    assert_eq!(while_held.status(), 503, "served beyond the limit");
+    let headers = while_held.headers();
+    assert_eq!(
+        headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"5"[..])
     );
     after?;
+    let metrics = metrics_text(&app).await?;
+    let series = "inboxflow_ingress_connections_rejected_total{listener=\"webhooks\",reason=\"server_full\"}";
+    assert!(metric_value(&metrics, series) >= Some(1.0), "{metrics}");
     Ok(())
 }
 
