@@ -98,9 +98,13 @@ fn the_readme_documents_every_processor_key_with_its_default() {
 fn both_defaults_files_load_into_their_binarys_config() {
     let ingress = ingress::IngressConfig::default();
     let mut processor = processor::config::ProcessorConfig::default();
-    let err = processor.validate().expect_err("the envelope key has no default");
+    let err = processor
+        .validate()
+        .expect_err("the envelope key has no default");
     assert!(err.to_string().contains("kafka.envelope_key"), "{err}");
     processor.kafka.envelope_key = shared::config::Secret::new("a-key-of-sixteen-bytes");
-    processor.validate().expect("processor defaults are valid with the key");
+    processor
+        .validate()
+        .expect("processor defaults are valid with the key");
     assert_eq!(ingress.kafka.brokers, processor.kafka.brokers);
 }

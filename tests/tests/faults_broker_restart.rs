@@ -46,7 +46,7 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
     })
     .await?;
     let outage = Instant::now();
-    let kafka = RestartOnDrop::stop("kafka-stop", "kafka-start")?;
+    let kafka = RestartOnDrop::stop("kafka-stop", "kafka-start").await?;
     let down = Instant::now();
     poll::until(
         "the ingress to refuse webhooks while Kafka is down",
@@ -55,7 +55,7 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
     )
     .await?;
     let starting = Instant::now();
-    kafka.start()?;
+    kafka.start().await?;
     let outage = outage.elapsed();
     let ok_while_down = ledger.ok_sent_between(down, starting);
     sender.await?;

@@ -73,7 +73,7 @@ async fn killing_a_partition_leader_loses_no_acknowledged_webhook_and_without_mi
     let refused = send_with_two_nodes_down(&app, &mut down).await?;
     let restart = Instant::now();
     let killed = down.nodes().to_vec();
-    down.start_all()?;
+    down.start_all().await?;
     let restart = restart.elapsed();
 
     println!("{}", figures.line("cluster leader kill"));
@@ -153,7 +153,7 @@ async fn kill_the_leader_during_a_load(
         .collect();
     let refused_before = ledger.unavailable.load(Ordering::SeqCst);
     let killed_at = Instant::now();
-    down.kill(node)?;
+    down.kill(node).await?;
     poll::until(
         "new leaders, and the killed node out of every in-sync replica set",
         WAIT,
@@ -199,7 +199,7 @@ async fn send_with_two_nodes_down(
         .map(|p| p.leader)
         .filter(|leader| *leader > 0 && !down.nodes().contains(leader))
         .context("partition 0 has no live leader after the failover")?;
-    down.kill(second)?;
+    down.kill(second).await?;
     let load = Arc::new(Load::generate(
         "cluster_isr",
         Scale::spread_load(WORKSPACES, 24, 2),

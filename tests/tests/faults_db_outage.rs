@@ -46,7 +46,7 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
         Ok((running.metrics.messages_inserted.get() > 0).then_some(()))
     })
     .await?;
-    let database = RestartOnDrop::stop("cassandra-stop", "cassandra-start")?;
+    let database = RestartOnDrop::stop("cassandra-stop", "cassandra-start").await?;
     let outage = Instant::now();
     poll::until("the processor to hit the outage", WAIT, || async {
         Ok((running.metrics.db_failures.get() > 0).then_some(()))
@@ -68,7 +68,7 @@ async fn a_30_s_database_outage_stalls_the_processor_then_it_drains_exactly() ->
     let still_at = committed(group, topic).await?;
     let failures = running.metrics.db_failures.get();
     let batches_during = running.metrics.batches.get() - batches_stalled;
-    database.start()?;
+    database.start().await?;
     let outage = outage.elapsed();
 
     sender.await?;

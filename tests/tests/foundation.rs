@@ -1,8 +1,10 @@
 //! The foundation on real services: a record through Kafka, and the schema
-//! migrated into a fresh keyspace with a contact written and read back.
+//! migrated into a fresh keyspace with a contact written and read back, and
+//! a readiness probe that answers the same every time.
 
 use std::time::Duration;
 
+use inboxflow_tests::faults::services::services_with;
 use inboxflow_tests::{cql, kafka, unique_name};
 use processor::config::ProcessorConfig;
 use shared::record;
@@ -58,4 +60,16 @@ async fn migrate_is_idempotent_and_a_contact_can_be_written_and_read_back() -> a
         .single_row::<(uuid::Uuid, String)>()?;
     assert_eq!(row, (id, "Ana".to_string()));
     cql::drop_keyspace(&session, ks).await
+}
+
+/// `services status` answers the same every time while both services run
+/// (its Cassandra probe once failed at random: `cqlsh | grep -q` under
+/// pipefail, which failed a CI run after clippy).
+#[tokio::test]
+async fn the_services_readiness_probe_is_stable_while_both_run() -> anyhow::Result<()> {
+    for attempt in 0..20 {
+        let status = services_with(&["status"]).await;
+        assert!(status.is_ok(), "attempt {attempt}: {status:?}");
+    }
+    Ok(())
 }

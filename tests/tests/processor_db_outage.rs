@@ -5,27 +5,15 @@
 //! This binary stops the shared local Cassandra, so it holds a single test;
 //! cargo runs test binaries one after another.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
+use inboxflow_tests::faults::services::services;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, meta_body};
 use processor::pipeline::faults::Faults;
 
 const WAIT: Duration = Duration::from_secs(180);
-
-fn services(action: &str) -> anyhow::Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/services");
-    anyhow::ensure!(script.exists(), "{} is missing", script.display());
-    let status = Command::new(&script).arg(action).status()?;
-    anyhow::ensure!(
-        status.success(),
-        "`deploy/local/services {action}` failed: {status}"
-    );
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_stalls_the_processor_without_loss_or_duplicates() -> anyhow::Result<()> {
@@ -49,7 +37,7 @@ async fn a_database_outage_stalls_the_processor_without_loss_or_duplicates() -> 
     })
     .await?;
 
-    services("cassandra-stop")?;
+    services("cassandra-stop").await?;
     let outcome = async {
         env.produce_meta("ws_outage", "pn-o", &body(5)).await?;
         env.produce_meta("ws_outage", "pn-o", &body(5)).await?; // a redelivery during the outage
@@ -63,7 +51,7 @@ async fn a_database_outage_stalls_the_processor_without_loss_or_duplicates() -> 
         anyhow::Ok(running.metrics.batches.get())
     }
     .await;
-    services("cassandra-start")?;
+    services("cassandra-start").await?;
     let batches_during_outage = outcome?;
 
     poll::until("every message stored after the outage", WAIT, || async {

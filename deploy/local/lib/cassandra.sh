@@ -151,7 +151,12 @@ cassandra_launch() {
 
 # cassandra_ready: a real CQL query (system.local) returns its row, through
 # cqlsh (PyPI, pinned, see ensure_tools).
+# The answer is captured first: `cqlsh | grep -q` under pipefail failed at
+# random, when grep exited at its match before cqlsh finished writing
+# (SIGPIPE made the pipeline fail although Cassandra had answered).
 cassandra_ready() {
-  "$CQLSH" 127.0.0.1 "$CASSANDRA_PORT" --connect-timeout 3 --request-timeout 3 \
-    -e 'SELECT release_version FROM system.local' 2>/dev/null | grep -q '^ *[0-9]'
+  local answer
+  answer=$("$CQLSH" 127.0.0.1 "$CASSANDRA_PORT" --connect-timeout 3 --request-timeout 3 \
+    -e 'SELECT release_version FROM system.local' 2>/dev/null) || return 1
+  grep -q '^ *[0-9]' <<<"$answer"
 }

@@ -16,7 +16,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::services::services_with;
+use super::services::{services_blocking, services_with};
 use crate::ingress::TestTopics;
 
 /// The command that starts the cluster, quoted in failure messages.
@@ -171,9 +171,9 @@ pub struct DownNodes {
 impl DownNodes {
     /// `kill -9` node `node` (`services cluster-broker-kill N`); recorded
     /// first, so that even a kill that fails half-way is undone.
-    pub fn kill(&mut self, node: i32) -> anyhow::Result<()> {
+    pub async fn kill(&mut self, node: i32) -> anyhow::Result<()> {
         self.nodes.push(node);
-        services_with(&["cluster-broker-kill", &node.to_string()])?;
+        services_with(&["cluster-broker-kill", &node.to_string()]).await?;
         Ok(())
     }
 
@@ -184,9 +184,18 @@ impl DownNodes {
 
     /// Starts every killed node again, in the order they were killed, and
     /// waits until each is ready.
-    pub fn start_all(&mut self) -> anyhow::Result<()> {
+    pub async fn start_all(&mut self) -> anyhow::Result<()> {
         while let Some(&node) = self.nodes.first() {
-            services_with(&["cluster-broker-start", &node.to_string()])?;
+            services_with(&["cluster-broker-start", &node.to_string()]).await?;
+            self.nodes.remove(0);
+        }
+        Ok(())
+    }
+
+    /// [`Self::start_all`] for `Drop`, blocking.
+    fn start_all_blocking(&mut self) -> anyhow::Result<()> {
+        while let Some(&node) = self.nodes.first() {
+            services_blocking(&["cluster-broker-start", &node.to_string()])?;
             self.nodes.remove(0);
         }
         Ok(())
@@ -195,7 +204,7 @@ impl DownNodes {
 
 impl Drop for DownNodes {
     fn drop(&mut self) {
-        if let Err(err) = self.start_all() {
+        if let Err(err) = self.start_all_blocking() {
             eprintln!(
                 "could not start the killed cluster node(s) {:?} again: {err:#}; \
                  run `{START_CLUSTER}`",
