@@ -26,6 +26,7 @@ use shared::config::{
 pub const SOURCES: Sources = Sources {
     defaults: include_str!("../../deploy/config/ingress.toml"),
     sibling_defaults: include_str!("../../deploy/config/processor.toml"),
+    secret_keys: &["kapso_secrets", "meta_app_secrets", "meta_verify_token"],
 };
 
 /// Everything the ingress process needs to run.
