@@ -4,10 +4,13 @@
 //! tests), loads the registry and creates the producer; it needs no running
 //! broker. [`Application::run_until_stopped`] serves until the
 //! [`Shutdown`] fires, then shuts down in order: stop accepting, finish
-//! in-flight requests, flush the producer, stop the background tasks.
+//! in-flight requests, flush the producer, stop the background tasks. A
+//! fatal producer error fires the same signal (see [`crate::readiness`]) and
+//! makes `run_until_stopped` return an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use shared::metrics::{Readiness, admin_server};
@@ -18,10 +21,14 @@ use tokio::task::JoinHandle;
 use crate::config::IngressConfig;
 use crate::handlers::AppState;
 use crate::metrics::IngressMetrics;
-use crate::producer::{KafkaWriter, Topics, create_producer};
+use crate::producer::{
+    KafkaWriter, Topics, connection_config, create_producer, largest_record_bytes,
+};
+use crate::readiness::Probe;
 use crate::registry::{Registry, RegistryHandle};
 use crate::routes::{BodyLimits, routes};
 use crate::server::{ServerOptions, serve};
+use crate::topic_limits::Admin;
 use crate::{readiness, reload};
 
 /// A built, not yet running, ingress.
@@ -33,8 +40,10 @@ pub struct Application {
     admin_addr: SocketAddr,
     admin: JoinHandle<()>,
     state: Arc<AppState>,
+    kafka_admin: Arc<Admin>,
     readiness: Readiness,
     stop: Shutdown,
+    admin_stop: Shutdown,
 }
 
 /// Background tasks awaited on shutdown, each with the name used in logs.
@@ -48,7 +57,12 @@ impl Application {
         let prometheus = prometheus::Registry::new();
         let metrics = IngressMetrics::register(&prometheus).context("registering metrics")?;
         let writer = make_writer(&config, &metrics)?;
+        let kafka_admin: Admin = connection_config(&config)
+            .create()
+            .context("creating the Kafka admin client")?;
         let stop = Shutdown::new();
+        // The admin server stops last, so /healthz answers during the shutdown.
+        let admin_stop = Shutdown::new();
         let readiness = Readiness::default();
 
         let listener = TcpListener::bind(config.listen_addr)
@@ -61,7 +75,7 @@ impl Application {
             config.admin_addr,
             prometheus,
             readiness.clone(),
-            stop.owned_wait(),
+            admin_stop.owned_wait(),
         )
         .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
         let admin = tokio::spawn(admin_server);
@@ -82,8 +96,10 @@ impl Application {
             admin_addr,
             admin,
             state,
+            kafka_admin: Arc::new(kafka_admin),
             readiness,
             stop,
+            admin_stop,
         })
     }
 
@@ -103,6 +119,8 @@ impl Application {
     }
 
     /// Serves until the stop signal fires, then shuts down gracefully.
+    /// Returns an error when the stop came from a fatal producer error, so
+    /// that the process exits non-zero.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut tasks = self.spawn_watchers();
         tracing::info!(local_addr = %self.local_addr, admin_addr = %self.admin_addr, "ingress listening");
@@ -111,7 +129,9 @@ impl Application {
             listener,
             admin,
             state,
+            readiness,
             stop,
+            admin_stop,
             ..
         } = self;
         tasks.push(("admin server", admin));
@@ -123,7 +143,11 @@ impl Application {
             tracing::error!(cause = %err, "producer flush did not complete; queued records may be lost");
         }
         stop.trigger();
+        admin_stop.trigger();
         join_all(tasks).await;
+        if let Some(why) = readiness.unhealthy() {
+            anyhow::bail!("the ingress stopped because {why}");
+        }
         tracing::info!("ingress stopped");
         Ok(())
     }
@@ -132,9 +156,15 @@ impl Application {
     fn spawn_watchers(&self) -> Tasks {
         let (config, state) = (&self.config, &self.state);
         let writer = &state.writer;
+        let probe = Probe {
+            producer: writer.producer().clone(),
+            admin: Arc::clone(&self.kafka_admin),
+            topics: writer.topics().clone(),
+            largest_record: largest_record_bytes(config),
+            timeout: config.readiness_interval.min(Duration::from_secs(5)),
+        };
         let probe = tokio::spawn(readiness::watch_kafka(
-            writer.producer().clone(),
-            writer.topics().clone(),
+            probe,
             self.readiness.clone(),
             config.readiness_interval,
             self.stop.clone(),

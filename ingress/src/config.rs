@@ -76,7 +76,8 @@ pub struct IngressConfig {
     /// Most connections served at once; further clients wait in the listen
     /// backlog. Bounds memory to about `max_connections * max_body_bytes`.
     pub max_connections: usize,
-    /// How often `/readyz` re-checks that Kafka answers a metadata request.
+    /// How often `/readyz` re-checks Kafka: the topics exist and accept the
+    /// largest record, and the producer has no fatal error.
     #[serde(with = "humantime_serde")]
     pub readiness_interval: Duration,
     /// On shutdown: how long in-flight requests may take to finish, and then

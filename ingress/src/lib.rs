@@ -23,7 +23,8 @@
 //! - [`registry`] and [`reload`]: phone_number_id → workspace, reloaded on
 //!   SIGHUP and on file change.
 //! - [`producer`]: the Kafka writer with its ack deadline.
-//! - [`readiness`]: the Kafka probe behind `/readyz`.
+//! - [`readiness`] and [`topic_limits`]: the Kafka probe behind `/readyz` (topics
+//!   exist and accept the largest record) and the fatal-error watch behind `/healthz`.
 //! - [`replay`]: `ingress replay`, re-routing unrouted and dead-lettered
 //!   records into the webhook topic.
 //! - [`metrics`]: Prometheus metrics with fixed label sets.
@@ -40,6 +41,7 @@ pub mod replay;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod topic_limits;
 pub mod verify;
 
 pub use app::Application;

@@ -2,13 +2,15 @@
 //! admin server (`shared::metrics::admin_server`) exposes on `/metrics`.
 //!
 //! Guarantee: every label value comes from a fixed set (the [`RouteLabel`]s,
-//! `kapso`/`meta`, the signature-failure reasons, the topic kinds and HTTP
+//! `kapso`/`meta`, the signature-failure and refusal reasons, the topic kinds and HTTP
 //! status codes), never from a raw path, a workspace id or a phone number.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::LATENCY_BUCKETS;
 use shared::record::Source;
 use shared::signing::SignatureError;
+
+use crate::producer::Refusal;
 
 /// The route of a request, as a label value. Classified from the method and
 /// path by the server, before any filter runs.
@@ -163,6 +165,7 @@ pub struct IngressMetrics {
     received_bytes: IntCounterVec,
     in_flight: IntGauge,
     records_written: IntCounterVec,
+    records_refused: IntCounterVec,
     registry_reloads: IntCounterVec,
 }
 
@@ -215,6 +218,13 @@ impl IngressMetrics {
                 ),
                 &["topic_kind"],
             )?,
+            records_refused: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_records_refused_total",
+                    "Records Kafka refused for good (413 or 502, not retried), by reason",
+                ),
+                &["reason"],
+            )?,
             registry_reloads: IntCounterVec::new(
                 Opts::new(
                     "inboxflow_ingress_registry_reloads_total",
@@ -231,6 +241,10 @@ impl IngressMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.records_written.clone()))?;
         registry.register(Box::new(m.registry_reloads.clone()))?;
+        registry.register(Box::new(m.records_refused.clone()))?;
+        for reason in Refusal::ALL {
+            m.records_refused.with_label_values(&[reason.as_str()]);
+        }
         Ok(m)
     }
 
@@ -267,6 +281,12 @@ impl IngressMetrics {
     pub fn written(&self, kind: TopicKind) {
         self.records_written
             .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    pub fn refused(&self, reason: Refusal) {
+        self.records_refused
+            .with_label_values(&[reason.as_str()])
             .inc();
     }
 
