@@ -6,7 +6,9 @@
 //!
 //! The promise: **200 only after Kafka acknowledged every record of the
 //! request** (idempotent producer, `acks=all`); otherwise 503 with
-//! `Retry-After`, so the sender retries. Unverified requests get 401 and
+//! `Retry-After`, so the sender retries, unless Kafka refused the record for
+//! good (413 too large for the topic, 502 any other refusal: counted, logged,
+//! and reported by `/readyz`). A fatal producer error stops the process. Unverified requests get 401 and
 //! write nothing; verified bodies are never dropped (unparseable ones go to
 //! the dead-letter topic, unroutable ones to the unrouted topic).
 //!

@@ -1,7 +1,8 @@
 //! A topic too small for the ingress's largest record (`max_body_bytes` +
 //! 64 KiB): `/readyz` says so with a typed reason, and a webhook larger than
 //! the topic accepts gets 413 (a permanent refusal, never 503 "retry later"),
-//! counted in `inboxflow_ingress_records_refused_total`.
+//! counted in `inboxflow_ingress_records_refused_total`. Topics large enough
+//! make it ready.
 
 use std::time::Duration;
 
@@ -71,5 +72,18 @@ async fn a_webhook_larger_than_the_topic_accepts_gets_413_and_is_counted() -> an
         .post_kapso(&kapso_message_body(ACME_PHONE, "hello"))
         .await?;
     assert_eq!(small.status(), 200);
+    app.shutdown().await
+}
+
+#[tokio::test]
+async fn topics_that_accept_the_largest_record_make_the_ingress_ready() -> anyhow::Result<()> {
+    let topics = TestTopics::create_for_large_records(5 * 1024 * 1024).await?;
+    let app = spawn_ingress_with(TEST_REGISTRY, topics, |cfg| cfg).await?;
+
+    poll::until("/readyz to answer 200", Duration::from_secs(20), || async {
+        let res = app.client.get(app.admin_url("/readyz")).send().await?;
+        Ok((res.status() == 200).then_some(()))
+    })
+    .await?;
     app.shutdown().await
 }
