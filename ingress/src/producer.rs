@@ -339,6 +339,35 @@ mod tests {
     }
 
     #[test]
+    fn only_errors_a_retry_cannot_fix_are_refusals() {
+        use RDKafkaErrorCode as C;
+        assert_eq!(Refusal::of(C::MessageSizeTooLarge), Some(Refusal::TooLarge));
+        assert_eq!(
+            Refusal::of(C::MessageBatchTooLarge),
+            Some(Refusal::TooLarge)
+        );
+        assert_eq!(
+            Refusal::of(C::TopicAuthorizationFailed),
+            Some(Refusal::Rejected)
+        );
+        for transient in [
+            C::MessageTimedOut,
+            C::NotEnoughReplicas,
+            C::BrokerTransportFailure,
+        ] {
+            assert_eq!(Refusal::of(transient), None, "{transient:?}");
+        }
+        let err = WriteError::Kafka(KafkaError::MessageProduction(C::MessageSizeTooLarge));
+        assert_eq!(err.refusal(), Some(Refusal::TooLarge));
+        assert_eq!(WriteError::Deadline(Duration::from_secs(1)).refusal(), None);
+    }
+
+    #[test]
+    fn the_largest_record_is_the_body_limit_plus_the_header_room() {
+        assert_eq!(largest_record_bytes(&IngressConfig::default()), 4_259_840);
+    }
+
+    #[test]
     fn the_durability_settings_cannot_be_overridden() {
         let mut cfg = IngressConfig::default();
         cfg.producer_overrides.insert("acks".into(), "0".into());
