@@ -8,10 +8,13 @@
 //! finish in-flight requests (webhooks within `shutdown_timeout`, admin
 //! within `admin_shutdown_timeout`; connections still open then are closed),
 //! flush the producer, stop the background tasks. Every step has a
-//! deadline, so no client can hold up the stop.
+//! deadline, so no client can hold up the stop. A fatal producer error fires
+//! the same signal (see [`crate::readiness`]) and makes `run_until_stopped`
+//! return an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use shared::metrics::Readiness;
@@ -22,10 +25,14 @@ use tokio::task::JoinHandle;
 use crate::config::IngressConfig;
 use crate::handlers::AppState;
 use crate::metrics::{IngressMetrics, ListenerLabel};
-use crate::producer::{KafkaWriter, Topics, create_producer};
+use crate::producer::{
+    KafkaWriter, Topics, connection_config, create_producer, largest_record_bytes,
+};
+use crate::readiness::Probe;
 use crate::registry::{Registry, RegistryHandle};
 use crate::routes::{BodyLimits, admin_routes, routes};
 use crate::server::{ServerOptions, serve};
+use crate::topic_limits::Admin;
 use crate::{readiness, reload};
 
 /// A built, not yet running, ingress.
@@ -38,8 +45,10 @@ pub struct Application {
     admin_addr: SocketAddr,
     prometheus: prometheus::Registry,
     state: Arc<AppState>,
+    kafka_admin: Arc<Admin>,
     readiness: Readiness,
     stop: Shutdown,
+    admin_stop: Shutdown,
 }
 
 /// Background tasks awaited on shutdown, each with the name used in logs.
@@ -53,7 +62,11 @@ impl Application {
         let prometheus = prometheus::Registry::new();
         let metrics = IngressMetrics::register(&prometheus).context("registering metrics")?;
         let writer = make_writer(&config, &metrics)?;
+        let kafka_admin: Admin = connection_config(&config)
+            .create()
+            .context("creating the Kafka admin client")?;
         let stop = Shutdown::new();
+        let admin_stop = Shutdown::new();
         let readiness = Readiness::default();
 
         let listener = TcpListener::bind(config.listen_addr)
@@ -86,8 +99,10 @@ impl Application {
             admin_addr,
             prometheus,
             state,
+            kafka_admin: Arc::new(kafka_admin),
             readiness,
             stop,
+            admin_stop,
         })
     }
 
@@ -107,6 +122,8 @@ impl Application {
     }
 
     /// Serves until the stop signal fires, then shuts down gracefully.
+    /// Returns an error when the stop came from a fatal producer error, so
+    /// that the process exits non-zero.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut tasks = self.spawn_watchers();
         tracing::info!(local_addr = %self.local_addr, admin_addr = %self.admin_addr, "ingress listening");
@@ -118,15 +135,17 @@ impl Application {
             state,
             readiness,
             stop,
+            admin_stop,
             ..
         } = self;
+        // The admin listener stops last, so /healthz answers during the shutdown.
         let admin = serve_admin(
             admin_listener,
             prometheus,
-            readiness,
+            readiness.clone(),
             &state,
             &config,
-            &stop,
+            &admin_stop,
         );
         tasks.push(("admin server", admin));
         let writer = state.writer.clone();
@@ -137,7 +156,11 @@ impl Application {
             tracing::error!(cause = %err, "producer flush did not complete; queued records may be lost");
         }
         stop.trigger();
+        admin_stop.trigger();
         join_all(tasks).await;
+        if let Some(why) = readiness.unhealthy() {
+            anyhow::bail!("the ingress stopped because {why}");
+        }
         tracing::info!("ingress stopped");
         Ok(())
     }
@@ -146,9 +169,15 @@ impl Application {
     fn spawn_watchers(&self) -> Tasks {
         let (config, state) = (&self.config, &self.state);
         let writer = &state.writer;
+        let probe = Probe {
+            producer: writer.producer().clone(),
+            admin: Arc::clone(&self.kafka_admin),
+            topics: writer.topics().clone(),
+            largest_record: largest_record_bytes(config),
+            timeout: config.readiness_interval.min(Duration::from_secs(5)),
+        };
         let probe = tokio::spawn(readiness::watch_kafka(
-            writer.producer().clone(),
-            writer.topics().clone(),
+            probe,
             self.readiness.clone(),
             config.readiness_interval,
             self.stop.clone(),

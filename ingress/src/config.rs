@@ -26,6 +26,7 @@ use shared::config::{
 pub const SOURCES: Sources = Sources {
     defaults: include_str!("../../deploy/config/ingress.toml"),
     sibling_defaults: include_str!("../../deploy/config/processor.toml"),
+    secret_keys: &["kapso_secrets", "meta_app_secrets", "meta_verify_token"],
 };
 
 /// Everything the ingress process needs to run.
@@ -90,7 +91,8 @@ pub struct IngressConfig {
     /// `max_connections`; behind a proxy every connection has the proxy's
     /// address, so set it to `max_connections` there.
     pub max_connections_per_client: usize,
-    /// How often `/readyz` re-checks that Kafka answers a metadata request.
+    /// How often `/readyz` re-checks Kafka: the topics exist and accept the
+    /// largest record, and the producer has no fatal error.
     #[serde(with = "humantime_serde")]
     pub readiness_interval: Duration,
     /// On shutdown: how long in-flight requests may take to finish, and then

@@ -3,9 +3,12 @@
 //! Guarantees: the signature is checked before the body is parsed; 200 is
 //! answered only after Kafka acknowledged every planned record; a verified
 //! body is never dropped (unparseable ones are dead-lettered, unroutable ones
-//! go to the unrouted topic); a handler never fails (every outcome is a
-//! response), and never logs a body, a secret or a phone number. A 401
-//! carries `Connection: close`, so its connection is closed after it.
+//! go to the unrouted topic); a body Kafka cannot store is never dropped
+//! silently: 503 when a retry may succeed, 413 (too large for the topic) or
+//! 502 (any other permanent refusal) when it cannot, counted and logged; a
+//! handler never fails (every outcome is a response), and never logs a body,
+//! a secret or a phone number. A 401 carries `Connection: close`, so its
+//! connection is closed after it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::metrics::{IngressMetrics, RouteLabel, SignatureFailure, TopicKind};
-use crate::producer::{Envelope, KafkaWriter};
+use crate::producer::{Envelope, KafkaWriter, Refusal, WriteError};
 use crate::registry::RegistryHandle;
 use crate::routing::{self, Diversion, PlannedRecord};
 use crate::verify;
@@ -193,14 +196,10 @@ impl AppState {
         match self.writer.write(envelope, body, &plan).await {
             Ok(()) => with_outcome(json(StatusCode::OK, r#"{"status":"accepted"}"#), outcome),
             Err(err) => {
-                tracing::warn!(route = route.as_str(), cause = %err, "webhook not stored; answering 503");
-                let mut response = json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    r#"{"error":"temporarily unable to store the webhook"}"#,
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, self.retry_after_secs.into());
+                let response = match err.refusal() {
+                    Some(refusal) => self.refused(route, refusal, &err, body.len()),
+                    None => self.unavailable(route, &err),
+                };
                 with_outcome(
                     response,
                     Outcome {
@@ -209,6 +208,50 @@ impl AppState {
                     },
                 )
             }
+        }
+    }
+
+    /// A failure that may pass (broker down, ack deadline): 503, retry later.
+    fn unavailable(&self, route: RouteLabel, err: &WriteError) -> Response {
+        tracing::warn!(route = route.as_str(), cause = %err, "webhook not stored; answering 503");
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"temporarily unable to store the webhook"}"#,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, self.retry_after_secs.into());
+        response
+    }
+
+    /// Kafka refused the record for good: a retry now would fail the same
+    /// way, so no 503. Too large: 413; any other refusal: 502 (Kafka, behind
+    /// us, refuses; the deployment must be fixed). Counted and logged as an
+    /// error: the verified body was not stored.
+    fn refused(
+        &self,
+        route: RouteLabel,
+        refusal: Refusal,
+        err: &WriteError,
+        bytes: usize,
+    ) -> Response {
+        self.metrics.refused(refusal);
+        tracing::error!(
+            route = route.as_str(),
+            reason = refusal.as_str(),
+            bytes,
+            cause = %err,
+            "Kafka refused the verified webhook for good; it is NOT stored (see /readyz)"
+        );
+        match refusal {
+            Refusal::TooLarge => json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                r#"{"error":"webhook larger than the Kafka topic accepts"}"#,
+            ),
+            Refusal::Rejected => json(
+                StatusCode::BAD_GATEWAY,
+                r#"{"error":"Kafka refused the webhook"}"#,
+            ),
         }
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! The promise: **200 only after Kafka acknowledged every record of the
 //! request** (idempotent producer, `acks=all`); otherwise 503 with
-//! `Retry-After`, so the sender retries. Unverified requests get 401 and
+//! `Retry-After`, so the sender retries, unless Kafka refused the record for
+//! good (413 too large for the topic, 502 any other refusal: counted, logged,
+//! and reported by `/readyz`). A fatal producer error stops the process. Unverified requests get 401 and
 //! write nothing; verified bodies are never dropped (unparseable ones go to
 //! the dead-letter topic, unroutable ones to the unrouted topic).
 //!
@@ -26,7 +28,8 @@
 //! - [`registry`] and [`reload`]: phone_number_id → workspace, reloaded on
 //!   SIGHUP and on file change.
 //! - [`producer`]: the Kafka writer with its ack deadline.
-//! - [`readiness`]: the Kafka probe behind `/readyz`.
+//! - [`readiness`] and [`topic_limits`]: the Kafka probe behind `/readyz` (topics
+//!   exist and accept the largest record) and the fatal-error watch behind `/healthz`.
 //! - [`replay`]: `ingress replay`, re-routing unrouted and dead-lettered
 //!   records into the webhook topic.
 //! - [`metrics`]: Prometheus metrics with fixed label sets.
@@ -44,6 +47,7 @@ pub mod replay;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod topic_limits;
 pub mod verify;
 
 pub use app::Application;

@@ -4,14 +4,17 @@
 //!
 //! Guarantee: every label value comes from a fixed set (`metrics/labels.rs`: the
 //! routes, `kapso`/`meta`, the signature-failure reasons, the topic kinds,
-//! the listeners and connection-rejection reasons; and HTTP status codes),
-//! never from a raw path, an address, a workspace id or a phone number.
+//! the listeners and connection-rejection reasons; the refusal reasons; and
+//! HTTP status codes), never from a raw path, an address, a workspace id or a
+//! phone number.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use shared::metrics::LATENCY_BUCKETS;
 use shared::record::Source;
 
 mod labels;
+
+use crate::producer::Refusal;
 
 pub use labels::{
     ConnectionRejection, ListenerLabel, ReloadResult, ReloadTrigger, RouteLabel, SignatureFailure,
@@ -28,6 +31,7 @@ pub struct IngressMetrics {
     received_bytes: IntCounterVec,
     in_flight: IntGauge,
     records_written: IntCounterVec,
+    records_refused: IntCounterVec,
     registry_reloads: IntCounterVec,
     connections_rejected: IntCounterVec,
 }
@@ -81,6 +85,13 @@ impl IngressMetrics {
                 ),
                 &["topic_kind"],
             )?,
+            records_refused: IntCounterVec::new(
+                Opts::new(
+                    "inboxflow_ingress_records_refused_total",
+                    "Records Kafka refused for good (413 or 502, not retried), by reason",
+                ),
+                &["reason"],
+            )?,
             registry_reloads: IntCounterVec::new(
                 Opts::new(
                     "inboxflow_ingress_registry_reloads_total",
@@ -112,6 +123,10 @@ impl IngressMetrics {
         registry.register(Box::new(m.records_written.clone()))?;
         registry.register(Box::new(m.registry_reloads.clone()))?;
         registry.register(Box::new(m.connections_rejected.clone()))?;
+        registry.register(Box::new(m.records_refused.clone()))?;
+        for reason in Refusal::ALL {
+            m.records_refused.with_label_values(&[reason.as_str()]);
+        }
         Ok(m)
     }
 
@@ -154,6 +169,12 @@ impl IngressMetrics {
     pub fn connection_rejected(&self, listener: ListenerLabel, reason: ConnectionRejection) {
         self.connections_rejected
             .with_label_values(&[listener.as_str(), reason.as_str()])
+            .inc();
+    }
+
+    pub fn refused(&self, reason: Refusal) {
+        self.records_refused
+            .with_label_values(&[reason.as_str()])
             .inc();
     }
 

@@ -5,8 +5,10 @@
 //! idempotent producer; otherwise it returns a [`WriteError`] no later than
 //! the ack deadline (`message.timeout.ms` bounds each record, and a tokio
 //! timeout around all of them is the second guard). The HTTP layer answers
-//! 200 on `Ok` and 503 otherwise, so a webhook is never acknowledged before
-//! it is durably stored. A record that times out here may still be delivered
+//! 200 on `Ok`, and otherwise 503 for a failure that may pass, or the
+//! status of the [`Refusal`] when Kafka refused a record for good (a retry
+//! would fail the same way), so a webhook is never acknowledged before it is
+//! durably stored. A record that times out here may still be delivered
 //! later; the sender's retry then makes a duplicate record, whose messages the
 //! processor recognises by their WhatsApp message ids (at-least-once, never
 //! at-most-once). The idempotency-key header is carried for operators and
@@ -19,6 +21,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use shared::record::{self, EnvelopeKey, RecordHeaders, Trust};
 
@@ -27,7 +30,53 @@ use crate::metrics::{IngressMetrics, TopicKind};
 use crate::routing::PlannedRecord;
 
 /// Room for headers and protocol framing on top of the largest body.
-const RECORD_OVERHEAD_BYTES: u64 = 64 * 1024;
+pub const RECORD_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+/// The largest record the ingress writes: `max_body_bytes` + 64 KiB. Every
+/// topic it writes must accept records this large (`max.message.bytes`).
+pub fn largest_record_bytes(cfg: &IngressConfig) -> u64 {
+    cfg.max_body_bytes.saturating_add(RECORD_OVERHEAD_BYTES)
+}
+
+/// Why Kafka refused a record for good: retrying the same body cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The record is larger than the topic or broker accepts.
+    TooLarge,
+    /// The topic or cluster refuses the record whatever its size (unknown or
+    /// invalid topic, authorization, policy): a deployment fault.
+    Rejected,
+}
+
+impl Refusal {
+    pub const ALL: &[Refusal] = &[Refusal::TooLarge, Refusal::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The refusal an error code means, `None` when a retry may succeed.
+    pub fn of(code: RDKafkaErrorCode) -> Option<Self> {
+        use RDKafkaErrorCode as C;
+        match code {
+            C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidMessageSize => {
+                Some(Self::TooLarge)
+            }
+            C::InvalidTopic
+            | C::UnknownTopic
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::InvalidRecord
+            | C::PolicyViolation
+            | C::InvalidRequiredAcks
+            | C::UnsupportedForMessageFormat => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
 
 /// Why a request's records were not all acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +87,42 @@ pub enum WriteError {
     Kafka(#[from] KafkaError),
 }
 
+impl WriteError {
+    /// Whether Kafka refused a record for good, and why.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Deadline(_) => None,
+            Self::Kafka(err) => err.rdkafka_error_code().and_then(Refusal::of),
+        }
+    }
+}
+
 /// Builds the idempotent, `acks=all` producer (no broker contact yet).
 pub fn create_producer(cfg: &IngressConfig) -> Result<FutureProducer, KafkaError> {
     client_config(cfg).create()
 }
 
+/// The connection settings of every client the ingress makes (producer and
+/// admin): the brokers and the overrides that name security settings.
+pub fn connection_config(cfg: &IngressConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("client.id", "inboxflow-ingress");
+    for (key, value) in &cfg.producer_overrides {
+        if ["security.", "sasl.", "ssl."]
+            .iter()
+            .any(|p| key.starts_with(p))
+        {
+            client.set(key, value);
+        }
+    }
+    client
+}
+
 fn client_config(cfg: &IngressConfig) -> ClientConfig {
     let ack_ms = cfg.ack_timeout.as_millis().max(1).to_string();
-    let max_message = (cfg.max_body_bytes + RECORD_OVERHEAD_BYTES).to_string();
+    let max_message = largest_record_bytes(cfg).to_string();
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &cfg.kafka.brokers)
@@ -111,6 +188,11 @@ pub struct Topics {
 }
 
 impl Topics {
+    /// Every topic the ingress writes to.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.routed, &self.unrouted, &self.dead_letter]
+    }
+
     fn of(&self, kind: TopicKind) -> &str {
         match kind {
             TopicKind::Routed => &self.routed,
@@ -268,6 +350,35 @@ mod tests {
         assert_eq!(h[record::WORKSPACE_HEADER], "ws_a");
         assert_eq!(h[record::SIGNED_BY_HEADER], "workspace:ws_a");
         assert!(!h.contains_key(record::REASON_HEADER));
+    }
+
+    #[test]
+    fn only_errors_a_retry_cannot_fix_are_refusals() {
+        use RDKafkaErrorCode as C;
+        assert_eq!(Refusal::of(C::MessageSizeTooLarge), Some(Refusal::TooLarge));
+        assert_eq!(
+            Refusal::of(C::MessageBatchTooLarge),
+            Some(Refusal::TooLarge)
+        );
+        assert_eq!(
+            Refusal::of(C::TopicAuthorizationFailed),
+            Some(Refusal::Rejected)
+        );
+        for transient in [
+            C::MessageTimedOut,
+            C::NotEnoughReplicas,
+            C::BrokerTransportFailure,
+        ] {
+            assert_eq!(Refusal::of(transient), None, "{transient:?}");
+        }
+        let err = WriteError::Kafka(KafkaError::MessageProduction(C::MessageSizeTooLarge));
+        assert_eq!(err.refusal(), Some(Refusal::TooLarge));
+        assert_eq!(WriteError::Deadline(Duration::from_secs(1)).refusal(), None);
+    }
+
+    #[test]
+    fn the_largest_record_is_the_body_limit_plus_the_header_room() {
+        assert_eq!(largest_record_bytes(&IngressConfig::default()), 4_259_840);
     }
 
     #[test]

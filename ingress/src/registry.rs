@@ -15,7 +15,9 @@
 //! updates, `security`, ...) name no phone number, only the business account
 //! (`entry[].id`): `business_account_ids` routes them.
 //!
-//! Guarantees: a [`Registry`] is immutable and always valid (ids non-blank,
+//! Guarantees: no [`RegistryError`] quotes the file (a syntax or type error
+//! names the file, line and column only), so a typo never puts a secret in
+//! a log line; a [`Registry`] is immutable and always valid (ids non-blank,
 //! no workspace listed twice, no phone number or business account owned by two
 //! workspaces). The
 //! [`RegistryHandle`] swaps in a whole new registry at once, so a request sees
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Deserialize;
-use shared::config::Secret;
+use shared::config::{Secret, TomlError};
 
 /// Why a registry file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +39,10 @@ pub enum RegistryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Bad TOML or a field of the wrong type: the file, line and column,
+    /// never the text (a registry holds secrets).
     #[error("registry is not valid: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(#[from] TomlError),
     #[error("registry is not valid: {0}")]
     Invalid(String),
 }
@@ -74,7 +78,7 @@ pub struct Registry {
 impl Registry {
     /// Parses and validates registry TOML.
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
-        let file: RegistryFile = toml::from_str(text)?;
+        let file: RegistryFile = toml::from_str(text).map_err(|err| TomlError::new(&err, text))?;
         let mut owners = HashMap::new();
         let mut account_owners = HashMap::new();
         let mut kapso_secrets = HashMap::new();
@@ -123,7 +127,10 @@ impl Registry {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse(&text).map_err(|err| match err {
+            RegistryError::Parse(err) => RegistryError::Parse(err.in_file(path)),
+            other => other,
+        })
     }
 
     /// The workspace owning `phone_number_id`, if any.
@@ -265,6 +272,24 @@ mod tests {
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_never_quote_the_file() {
+        for bad in [
+            "[[workspace]]\nid = \"a\"\nkapso_secrets = [\"hunter2\"\n",
+            "[[workspace]]\nid = \"a\"\nkapso_secrets = \"hunter2\"\n",
+            "[[workspace]]\nid = \"a\"\nkapso_secrets = [hunter2]\n",
+            "[[workspace]]\nid = \"a\"\nkapso_secrets = [{ x = \"hunter2\" }]\n",
+        ] {
+            let err = Registry::parse(bad).expect_err("bad registry");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("line 3"), "{shown}");
+        }
+        let digits = "[[workspace]]\nid = \"a\"\nkapso_secrets = [123456]\n";
+        let r = Registry::parse(digits).expect("an all-digits secret is a secret");
+        assert_eq!(r.kapso_secrets("a"), &[Secret::new("123456")]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use shared::config::{
 pub const SOURCES: Sources = Sources {
     defaults: include_str!("../../deploy/config/processor.toml"),
     sibling_defaults: include_str!("../../deploy/config/ingress.toml"),
+    secret_keys: &[],
 };
 
 /// Everything the processor reads at start-up.

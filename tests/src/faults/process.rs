@@ -1,6 +1,6 @@
 //! The processor as a separate OS process, so that a test can `kill -9` it.
 //!
-//! [`processor_binary`] finds `processor` next to the test executable
+//! [`processor_binary`] (and [`ingress_binary`]) finds `processor` next to the test executable
 //! (`target/<profile>/processor`) and runs `cargo build -p
 //! inboxflow-processor --bin processor` first: a no-op when the binary is up
 //! to date, and the only way to be sure it is (`cargo test` does not rebuild
@@ -19,12 +19,21 @@ use tokio::process::{Child, Command};
 pub fn processor_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .get_or_init(|| build("inboxflow-processor", "processor").map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build() -> anyhow::Result<PathBuf> {
+/// The ingress binary, built (or confirmed up to date) once per test binary.
+pub fn ingress_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build("inboxflow-ingress", "ingress").map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     // target/<profile>/deps/<test>-<hash>
     let profile_dir = exe
@@ -34,20 +43,13 @@ fn build() -> anyhow::Result<PathBuf> {
     let target_dir = profile_dir
         .parent()
         .context("the profile folder has no parent")?;
-    let binary = profile_dir.join(format!("processor{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = std::process::Command::new(&cargo);
     command
         .current_dir(&root)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "inboxflow-processor",
-            "--bin",
-            "processor",
-        ])
+        .args(["build", "--locked", "-p", package, "--bin", name])
         .env("CARGO_TARGET_DIR", target_dir);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
@@ -55,7 +57,7 @@ fn build() -> anyhow::Result<PathBuf> {
     match command.output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => bail!(
-            "`cargo build -p inboxflow-processor` failed ({}):\n{}",
+            "`cargo build -p {package}` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ),

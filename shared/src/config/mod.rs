@@ -16,36 +16,33 @@
 //! in the environment or in a file, is an error naming it. Keys both binaries
 //! know (`kafka`, `telemetry`, `admin_addr`) are read by both.
 //!
+//! A binary's secret keys ([`Sources::secret_keys`]) are the exception: their
+//! environment values are read verbatim as strings ([`SecretEnv`]), so an
+//! all-digits secret stays the string it is.
+//!
 //! Guarantees: unknown keys are rejected by the structs, which use
 //! `deny_unknown_fields`; [`Secret`] never prints its value in `Debug` and is
-//! not `Serialize`; each binary calls its own `validate()` before doing any
-//! work.
+//! not `Serialize`; no [`ConfigError`] holds source text or a value found
+//! (a file error names the file, line, column and key; see [`error`]); each
+//! binary calls its own `validate()` before doing any work.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod error;
+mod secret;
+
+pub use error::{ConfigError, TomlError, safe_message};
+pub use secret::{Secret, SecretEnv};
+
 /// The prefix of every environment variable that overrides configuration.
 pub const ENV_PREFIX: &str = "INBOXFLOW_";
-
-/// Why configuration could not be loaded or is invalid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file {0} does not exist")]
-    Missing(PathBuf),
-    #[error("the built-in defaults are not valid TOML: {0}")]
-    Defaults(#[from] toml::de::Error),
-    #[error("invalid configuration: {0}")]
-    Shape(#[from] Box<figment::Error>),
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
 
 /// Where a binary's configuration comes from, besides the file and the environment.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +52,9 @@ pub struct Sources {
     /// The other binary's defaults: the top-level keys only it holds are
     /// ignored in this binary's environment.
     pub sibling_defaults: &'static str,
+    /// This binary's top-level secret keys, read verbatim from the
+    /// environment ([`SecretEnv`]) and never shown in errors.
+    pub secret_keys: &'static [&'static str],
 }
 
 impl Sources {
@@ -67,71 +67,57 @@ impl Sources {
 }
 
 fn top_level_keys(text: &str) -> Result<BTreeSet<String>, ConfigError> {
-    Ok(text.parse::<toml::Table>()?.keys().cloned().collect())
+    Ok(parse_table(text)?.keys().cloned().collect())
+}
+
+/// Parses TOML text into a table; the error holds no text of the source.
+pub fn parse_table(text: &str) -> Result<toml::Table, TomlError> {
+    toml::from_str(text).map_err(|err| TomlError::new(&err, text))
+}
+
+/// Reads and parses a TOML file (syntax only), for the error's sake: the
+/// error names the file, line and column, never the line's text.
+fn check_file(path: &Path) -> Result<String, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::Missing(path.to_owned()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_table(&text).map_err(|err| err.in_file(path))?;
+    Ok(text)
 }
 
 /// Loads `T` from the defaults, the optional TOML file and the process environment.
 pub fn load<T: DeserializeOwned>(sources: &Sources, file: Option<&Path>) -> Result<T, ConfigError> {
     let mut figment = Figment::from(Toml::string(sources.defaults));
     if let Some(path) = file {
-        if !path.is_file() {
-            return Err(ConfigError::Missing(path.to_owned()));
-        }
+        check_file(path)?;
         figment = figment.merge(Toml::file_exact(path));
     }
     let foreign = sources.foreign_keys()?;
+    let lists: BTreeSet<String> = parse_table(sources.defaults)?
+        .into_iter()
+        .filter(|(_, value)| value.is_array())
+        .map(|(key, _)| key)
+        .collect();
+    let secrets = SecretEnv::new(ENV_PREFIX, sources.secret_keys, &lists);
+    let plain = secrets.clone();
     let env = Env::prefixed(ENV_PREFIX)
         .ignore(&["config"])
         .split("__")
         .filter(move |key| {
             let section = key.as_str().split('.').next().unwrap_or_default();
             !foreign.contains(&section.to_ascii_lowercase())
+                && !plain.holds(&key.as_str().to_ascii_lowercase())
         });
-    Ok(figment.merge(env).extract()?)
+    Ok(figment.merge(env).merge(secrets).extract()?)
 }
 
 /// Parses a defaults TOML alone (no file, no environment).
 pub fn defaults<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     Ok(Figment::from(Toml::string(text)).extract()?)
-}
-
-impl From<figment::Error> for ConfigError {
-    fn from(err: figment::Error) -> Self {
-        Self::Shape(Box::new(err))
-    }
-}
-
-/// A secret string: usable, never printed, never serialized.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(SecretString);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
-    }
-    /// The envelope key this secret holds.
-    pub fn envelope_key(&self) -> crate::record::EnvelopeKey {
-        crate::record::EnvelopeKey::new(self.clone())
-    }
-    /// The secret's bytes, for HMAC keys and comparisons only.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl PartialEq for Secret {
-    fn eq(&self, other: &Self) -> bool {
-        self.expose() == other.expose()
-    }
-}
-
-impl Eq for Secret {}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(\"[redacted]\")")
-    }
 }
 
 /// Kafka connection and topic names, shared by ingress and processor.
@@ -230,6 +216,7 @@ mod tests {
                    webhook_topic = \"w\"\ndead_letter_topic = \"d\"\nunrouted_topic = \"u\"\n\
                    envelope_key = \"\"\n",
         sibling_defaults: "other = 1\n[kafka]\nbrokers = \"x\"\n[cql]\nnodes = \"n\"\n",
+        secret_keys: &["secrets"],
     };
 
     fn jail(test: impl FnOnce(&mut Jail) -> Result<(), ConfigError>) {
@@ -296,6 +283,38 @@ mod tests {
         jail(|_| {
             let err = load::<Sample>(&SOURCES, Some(Path::new("nope.toml"))).expect_err("missing");
             assert!(matches!(err, ConfigError::Missing(_)), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_all_digits_secret_in_the_environment_is_a_string_kept_as_written() {
+        jail(|jail| {
+            jail.set_env("INBOXFLOW_SECRETS", "0123456789");
+            let cfg: Sample = load(&SOURCES, None)?;
+            assert_eq!(cfg.secrets, vec![Secret::new("0123456789")]);
+            jail.set_env("INBOXFLOW_SECRETS", "[007, \"8\"]");
+            let cfg: Sample = load(&SOURCES, None)?;
+            assert_eq!(cfg.secrets, vec![Secret::new("007"), Secret::new("8")]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_errors_name_the_place_and_never_the_text() {
+        jail(|jail| {
+            jail.create_file("c.toml", "limit = 1\nsecrets = [\"hunter2\"\n")
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let err = load::<Sample>(&SOURCES, Some(Path::new("c.toml"))).expect_err("bad");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("c.toml: line 2, column"), "{shown}");
+            jail.create_file("d.toml", "secrets = \"hunter2\"\nlimit = \"hunter3\"\n")
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let err = load::<Sample>(&SOURCES, Some(Path::new("d.toml"))).expect_err("shape");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter"), "{shown}");
+            assert!(shown.contains("d.toml"), "{shown}");
             Ok(())
         });
     }
