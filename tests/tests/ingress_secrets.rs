@@ -152,6 +152,7 @@ fn run_binary(config: &Path) -> anyhow::Result<(bool, String)> {
             format!("[\"{}\"]", DIGIT_SECRETS[1]),
         )
         .env("INBOXFLOW_META_VERIFY_TOKEN", DIGIT_SECRETS[2])
+        .env("INBOXFLOW_KAFKA__ENVELOPE_KEY", "binary-test-envelope-key")
         .env("INBOXFLOW_TELEMETRY__LOG_FORMAT", "json")
         .output()?;
     Ok((

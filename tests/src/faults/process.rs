@@ -119,6 +119,10 @@ impl ProcessorProcess {
                 &cfg.kafka.dead_letter_topic,
             )
             .env("INBOXFLOW_KAFKA__UNROUTED_TOPIC", &cfg.kafka.unrouted_topic)
+            .env(
+                "INBOXFLOW_KAFKA__ENVELOPE_KEY",
+                cfg.kafka.envelope_key.expose(),
+            )
             .env("INBOXFLOW_CONSUMER__GROUP_ID", &cfg.consumer.group_id)
             .env(
                 "INBOXFLOW_CONSUMER__MAX_RECORDS",
