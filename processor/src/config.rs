@@ -123,33 +123,52 @@ impl ProcessorConfig {
     /// Checks every setting and names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
-        require_non_empty("consumer.group_id", &self.consumer.group_id)?;
-        if self.consumer.max_records == 0 {
-            return Err(invalid("consumer.max_records must be at least 1"));
-        }
-        require_positive_duration("consumer.max_wait", self.consumer.max_wait)?;
-        if !(Duration::from_millis(100)..=Duration::from_secs(3600))
-            .contains(&self.consumer.lag_interval)
-        {
+        self.consumer.validate()?;
+        self.cql.validate()?;
+        require_positive_duration("retry.initial_backoff", self.retry.initial_backoff)?;
+        if self.retry.max_backoff < self.retry.initial_backoff {
             return Err(invalid(
-                "consumer.lag_interval must be between 100ms and 1h",
+                "retry.max_backoff must be at least retry.initial_backoff",
             ));
         }
-        if !(1024..=1_000_000_000).contains(&self.consumer.max_record_bytes) {
+        Ok(())
+    }
+}
+
+impl ConsumerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_non_empty("consumer.group_id", &self.group_id)?;
+        if self.max_records == 0 {
+            return Err(invalid("consumer.max_records must be at least 1"));
+        }
+        require_positive_duration("consumer.max_wait", self.max_wait)?;
+        let (lo, hi) = (Duration::from_millis(10), Duration::from_secs(3600));
+        if !(lo..=hi).contains(&self.commit_interval) {
+            return Err(invalid(
+                "consumer.commit_interval must be between 10ms and 1h",
+            ));
+        }
+        if !(lo..=hi).contains(&self.lag_interval) {
+            return Err(invalid("consumer.lag_interval must be between 10ms and 1h"));
+        }
+        if !(1024..=1_000_000_000).contains(&self.max_record_bytes) {
             return Err(invalid(
                 "consumer.max_record_bytes must be between 1024 and 1000000000",
             ));
         }
-        if !matches!(
-            self.consumer.auto_offset_reset.as_str(),
-            "earliest" | "latest"
-        ) {
+        if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
             return Err(invalid(
                 "consumer.auto_offset_reset must be `earliest` or `latest`",
             ));
         }
-        require_non_empty("cql.nodes", &self.cql.nodes)?;
-        let ks = &self.cql.keyspace;
+        Ok(())
+    }
+}
+
+impl CqlConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_non_empty("cql.nodes", &self.nodes)?;
+        let ks = &self.keyspace;
         let valid_ks = ks.len() <= 48
             && ks.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -159,27 +178,21 @@ impl ProcessorConfig {
                  and be at most 48 characters",
             ));
         }
-        let repl = self.cql.replication.trim();
+        let repl = self.replication.trim();
         if !(repl.starts_with('{') && repl.ends_with('}') && repl.contains("class")) {
             return Err(invalid(
                 "cql.replication must be a CQL map naming a `class`",
             ));
         }
-        if self.cql.max_batch_statements == 0 || self.cql.max_concurrent_requests == 0 {
+        if self.max_batch_statements == 0 || self.max_concurrent_requests == 0 {
             return Err(invalid(
                 "cql.max_batch_statements and cql.max_concurrent_requests must be at least 1",
             ));
         }
-        if self.cql.max_batch_bytes < 1024 {
+        if self.max_batch_bytes < 1024 {
             return Err(invalid("cql.max_batch_bytes must be at least 1024"));
         }
-        require_positive_duration("cql.request_timeout", self.cql.request_timeout)?;
-        require_positive_duration("retry.initial_backoff", self.retry.initial_backoff)?;
-        if self.retry.max_backoff < self.retry.initial_backoff {
-            return Err(invalid(
-                "retry.max_backoff must be at least retry.initial_backoff",
-            ));
-        }
+        require_positive_duration("cql.request_timeout", self.request_timeout)?;
         Ok(())
     }
 }
@@ -232,6 +245,18 @@ mod tests {
         cfg.cql.keyspace = "x; DROP KEYSPACE y".into();
         let err = cfg.validate().expect_err("must fail");
         assert!(err.to_string().contains("cql.keyspace"), "{err}");
+    }
+
+    #[test]
+    fn a_commit_or_lag_interval_out_of_range_is_rejected_by_name() {
+        let mut cfg = valid();
+        cfg.consumer.commit_interval = Duration::ZERO;
+        let err = cfg.validate().expect_err("zero").to_string();
+        assert!(err.contains("consumer.commit_interval"), "{err}");
+        let mut cfg = valid();
+        cfg.consumer.lag_interval = Duration::from_secs(7200);
+        let err = cfg.validate().expect_err("too long").to_string();
+        assert!(err.contains("consumer.lag_interval"), "{err}");
     }
 
     #[test]

@@ -156,6 +156,20 @@ impl fmt::Display for ReplayReport {
     }
 }
 
+/// Replay reads only the configured unrouted and dead-letter topics.
+fn check_source(config: &IngressConfig, source: &str) -> anyhow::Result<()> {
+    let kafka = &config.kafka;
+    if source != kafka.unrouted_topic && source != kafka.dead_letter_topic {
+        bail!(
+            "--from {source} is neither the unrouted topic ({}) nor the dead-letter topic ({}); \
+             replay reads only those",
+            kafka.unrouted_topic,
+            kafka.dead_letter_topic
+        );
+    }
+    Ok(())
+}
+
 /// Replays `options.from_topic` into the configured webhook topic, routing
 /// with `registry`. Uses the configured brokers and the ingress producer.
 pub async fn replay(
@@ -165,14 +179,7 @@ pub async fn replay(
 ) -> anyhow::Result<ReplayReport> {
     let source = &options.from_topic;
     let target = &config.kafka.webhook_topic;
-    if source != &config.kafka.unrouted_topic && source != &config.kafka.dead_letter_topic {
-        bail!(
-            "--from {source} is neither the unrouted topic ({}) nor the dead-letter topic ({}); \
-             replay reads only those",
-            config.kafka.unrouted_topic,
-            config.kafka.dead_letter_topic
-        );
-    }
+    check_source(config, source)?;
     let consumer: Arc<StreamConsumer> = Arc::new(
         ClientConfig::new()
             .set("bootstrap.servers", &config.kafka.brokers)
