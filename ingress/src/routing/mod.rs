@@ -197,28 +197,24 @@ fn routed(ws: Arc<str>) -> PlannedRecord {
 }
 
 fn dead_letter(err: &ShapeError) -> PlannedRecord {
-    PlannedRecord {
-        kind: TopicKind::DeadLetter,
-        key: DEAD_LETTER_KEY.to_owned(),
-        workspace_id: None,
-        phone_number_ids: Vec::new(),
-        business_account_ids: Vec::new(),
-        reason_kind: Some(Diversion::of_shape_error(err)),
-        reason: Some(err.to_string()),
-    }
+    diverted_whole(Diversion::of_shape_error(err), err.to_string())
 }
 
 fn too_many_workspaces() -> PlannedRecord {
+    let reason = format!("body names numbers of more than {MAX_WORKSPACES_PER_BODY} workspaces");
+    diverted_whole(Diversion::TooManyWorkspaces, reason)
+}
+
+/// The one dead-letter record of a body that is diverted whole.
+fn diverted_whole(kind: Diversion, reason: String) -> PlannedRecord {
     PlannedRecord {
         kind: TopicKind::DeadLetter,
         key: DEAD_LETTER_KEY.to_owned(),
         workspace_id: None,
         phone_number_ids: Vec::new(),
         business_account_ids: Vec::new(),
-        reason_kind: Some(Diversion::TooManyWorkspaces),
-        reason: Some(format!(
-            "body names numbers of more than {MAX_WORKSPACES_PER_BODY} workspaces"
-        )),
+        reason_kind: Some(kind),
+        reason: Some(reason),
     }
 }
 
