@@ -178,6 +178,13 @@ impl TestIngress {
         format!("http://127.0.0.1:{}{path}", self.admin_port)
     }
 
+    /// GET `path` on the admin listener: its status code and body text.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let res = self.client.get(self.admin_url(path)).send().await?;
+        let status = res.status().as_u16();
+        Ok((status, res.text().await?))
+    }
+
     /// A Kapso POST to `path`, signed with `secret`, with an event header.
     pub fn kapso_request(&self, path: &str, body: &[u8], secret: &str) -> reqwest::RequestBuilder {
         self.kapso_request_with_signature(path, body, &kapso_signature(secret, body))

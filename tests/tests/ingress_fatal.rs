@@ -52,9 +52,7 @@ async fn a_fatal_producer_error_turns_healthz_unhealthy_and_ends_the_run_with_an
         "/healthz to turn unhealthy",
         Duration::from_secs(20),
         || async {
-            let res = app.client.get(app.admin_url("/healthz")).send().await?;
-            let status = res.status();
-            let text = res.text().await?;
+            let (status, text) = app.admin_get("/healthz").await?;
             Ok((status == 503).then_some(text))
         },
     )

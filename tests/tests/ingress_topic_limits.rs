@@ -37,9 +37,7 @@ async fn a_topic_smaller_than_the_largest_record_makes_the_ingress_not_ready() -
         "/readyz to name the small topic",
         Duration::from_secs(20),
         || async {
-            let res = app.client.get(app.admin_url("/readyz")).send().await?;
-            let status = res.status();
-            let text = res.text().await?;
+            let (status, text) = app.admin_get("/readyz").await?;
             Ok((status == 503 && text.contains("topic_too_small")).then_some(text))
         },
     )
@@ -81,8 +79,8 @@ async fn topics_that_accept_the_largest_record_make_the_ingress_ready() -> anyho
     let app = spawn_ingress_with(TEST_REGISTRY, topics, |cfg| cfg).await?;
 
     poll::until("/readyz to answer 200", Duration::from_secs(20), || async {
-        let res = app.client.get(app.admin_url("/readyz")).send().await?;
-        Ok((res.status() == 200).then_some(()))
+        let (status, _) = app.admin_get("/readyz").await?;
+        Ok((status == 200).then_some(()))
     })
     .await?;
     app.shutdown().await
