@@ -15,6 +15,7 @@ use shared::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::clocks::{Clocks, TopicProbe};
 use crate::config::{CqlConfig, ProcessorConfig, RetryConfig};
 use crate::consumer::{self, BatchProcessor};
 use crate::dead_letter::DeadLetters;
@@ -32,6 +33,23 @@ pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usi
         .context("applying schemas/cql/schema.cql")?;
     info!(keyspace = %cfg.keyspace, statements = applied, "schema applied");
     Ok(applied)
+}
+
+/// `processor clocks rebase`: moves the write clocks on after the webhook
+/// topic changed (see [`crate::clocks::rebase`]); run with every processor stopped.
+pub async fn rebase_clocks(
+    cfg: &ProcessorConfig,
+    force: bool,
+) -> anyhow::Result<crate::clocks::RebaseReport> {
+    let store = Store::connect(&cfg.cql).await?;
+    let probe = TopicProbe::new(
+        &cfg.kafka.brokers,
+        &cfg.consumer.group_id,
+        cfg.cql.request_timeout,
+    )?;
+    let report = crate::clocks::rebase(&store, &probe, &cfg.kafka.webhook_topic, force).await?;
+    info!(topic = %report.topic, partitions = report.partitions, epoch = report.epoch, "write clocks rebased");
+    Ok(report)
 }
 
 /// A running processor.
@@ -91,6 +109,20 @@ impl RunningProcessor {
             &cfg.kafka.dead_letter_topic,
             cfg.consumer.max_record_bytes,
         )?;
+        let probe = TopicProbe::new(&cfg.kafka.brokers, "", cfg.cql.request_timeout)?;
+        let clocks = Clocks::new(store.clone(), &cfg.kafka.webhook_topic, probe);
+        // A changed topic is refused before joining the group (not retried).
+        Box::pin(wait_for(
+            &cfg.retry,
+            "the webhook topic's layout",
+            || async {
+                match clocks.check_layout().await {
+                    Err(err) if err.is_layout_change() => Ok(Err(err)),
+                    other => other.map(Ok),
+                }
+            },
+        ))
+        .await??;
         let group = consumer::subscribe(&cfg, &metrics)?;
         readiness.set(true);
         info!(group = %cfg.consumer.group_id, topic = %cfg.kafka.webhook_topic, "consuming");
@@ -101,8 +133,9 @@ impl RunningProcessor {
             consumer: cfg.consumer.clone(),
             retry: cfg.retry.clone(),
             envelope_key: cfg.kafka.envelope_key.envelope_key(),
+            clocks,
             #[cfg(feature = "fault-injection")]
-            faults: crate::pipeline::faults::Faults::default(),
+            faults: crate::pipeline::faults::Faults::from_env(),
         });
         let consumer = tokio::spawn(consumer::run(
             group,

@@ -35,6 +35,10 @@ pub struct DecodedRecord {
     pub workspace_id: String,
     pub partition: i32,
     pub offset: i64,
+    /// The record's write clock (µs): the client timestamp of the writes it
+    /// makes. [`decode`] sets [`crate::clocks::unstamped`]; the consumer
+    /// replaces it with the partition's clock ([`crate::clocks::Clocks`]).
+    pub clock: i64,
     /// When the ingress received the webhook (ms since epoch), if known.
     pub received_at_ms: Option<i64>,
     pub events: Vec<Event>,
@@ -109,6 +113,7 @@ pub fn decode(raw: &RawRecord<'_>, envelope_key: &EnvelopeKey) -> Result<Decoded
         workspace_id,
         partition: raw.partition,
         offset: raw.offset,
+        clock: crate::clocks::unstamped(raw.offset),
         received_at_ms,
         events,
     })

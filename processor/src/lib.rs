@@ -11,6 +11,8 @@
 //!
 //! ## Layout
 //! - [`config`]: settings and their validation.
+//! - [`clocks`]: every write's client timestamp, from its record's Kafka
+//!   position; the topic-layout checks and `processor clocks rebase`.
 //! - [`store`]: the CQL session, prepared statements, batching, `migrate`.
 //! - [`decode`]: Kafka record → normalised events, or a poison reason.
 //! - [`inbox`]: the inbox's reads (recency list, history, unread totals) and its one write, mark-read.
@@ -23,6 +25,7 @@
 //! - [`app`]: wiring for `processor run` and `processor migrate`.
 
 pub mod app;
+pub mod clocks;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;

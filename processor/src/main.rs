@@ -1,5 +1,6 @@
 //! `processor migrate` applies the CQL schema; `processor run` consumes;
-//! `processor inbox` reads the inbox.
+//! `processor inbox` reads the inbox; `processor clocks rebase` moves the
+//! write clocks on after the webhook topic changed.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,22 @@ enum Command {
     /// Read a workspace's inbox (conversations, history, unread totals) or mark a conversation read.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// The write clocks of the webhook topic.
+    #[command(subcommand)]
+    Clocks(ClocksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClocksCommand {
+    /// After adding partitions to the webhook topic or re-creating it (which
+    /// `processor run` refuses): record the new layout and move every
+    /// partition's clock past all clocks written so far. Run it with every
+    /// processor stopped; with partitions added, drain the topic first.
+    Rebase {
+        /// Skip the check that every old partition is fully processed.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +66,18 @@ async fn main() -> anyhow::Result<()> {
             stop.on_os_signal();
             stop.wait().await;
             running.stop().await?;
+        }
+        Command::Clocks(ClocksCommand::Rebase { force }) => {
+            let r = app::rebase_clocks(&cfg, force).await?;
+            println!(
+                "topic {}: {} partitions (was {}), epoch {}, next clock {}",
+                r.topic,
+                r.partitions,
+                r.previous_partitions
+                    .map_or_else(|| "unrecorded".to_owned(), |n| n.to_string()),
+                r.epoch,
+                r.first_clock
+            );
         }
         Command::Inbox(command) => {
             cli::run(&cfg.cql, command, &mut std::io::stdout().lock()).await?;

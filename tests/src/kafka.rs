@@ -63,6 +63,53 @@ pub async fn create_topics(names: &[&str], partitions: i32) -> anyhow::Result<()
     Ok(())
 }
 
+/// Grows `topic` to `total` partitions.
+pub async fn add_partitions(topic: &str, total: usize) -> anyhow::Result<()> {
+    require_kafka()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_partitions(
+            &[rdkafka::admin::NewPartitions::new(topic, total)],
+            &options,
+        )
+        .await
+        .context("adding partitions")?;
+    for r in results {
+        if let Err((topic, code)) = r {
+            bail!("adding partitions to {topic}: {code}");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `topic` and creates it again with `partitions`, retrying the
+/// creation (with a deadline) while the broker still finishes the deletion.
+pub async fn recreate_topic(topic: &str, partitions: i32) -> anyhow::Result<()> {
+    require_kafka()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin.delete_topics(&[topic], &options).await? {
+        if let Err((topic, code)) = r {
+            bail!("deleting {topic}: {code}");
+        }
+    }
+    crate::poll::until(
+        "the topic to be created again",
+        Duration::from_secs(60),
+        || async {
+            let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+            let results = admin.create_topics(&[new], &options).await?;
+            Ok(results.into_iter().all(|r| r.is_ok()).then_some(()))
+        },
+    )
+    .await
+}
+
 /// A record as read back from Kafka.
 #[derive(Debug, Clone)]
 pub struct ReadRecord {

@@ -201,10 +201,45 @@ impl ProcessorEnv {
                 .into_rows_result()?
                 .rows::<(String,)>()?
                 .collect::<Result<_, _>>()?;
-            out.extend(rows.into_iter().map(|(json,)| format!("{table} {json}")));
+            for (json,) in rows {
+                let json = self.clock_as_offset(&json).await?;
+                out.push(format!("{table} {json}"));
+            }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// A row's JSON with its watermark (`applied_offset`, a write clock that
+    /// depends on when the partition was first seen) replaced by the Kafka
+    /// offset it stands for, so independent runs compare equal.
+    async fn clock_as_offset(&self, json: &str) -> anyhow::Result<String> {
+        let row: serde_json::Value = serde_json::from_str(json)?;
+        let clock = row
+            .get("applied_offset")
+            .and_then(serde_json::Value::as_i64);
+        let partition = row
+            .get("applied_partition")
+            .and_then(serde_json::Value::as_i64);
+        let (Some(clock), Some(partition)) = (clock, partition) else {
+            return Ok(json.to_owned());
+        };
+        let bases: Vec<(Option<i64>,)> = self
+            .rows(&format!(
+                "SELECT base_us FROM {}.partition_clocks WHERE topic = '{}' AND partition = {partition}",
+                self.ks(),
+                self.cfg.kafka.webhook_topic
+            ))
+            .await?;
+        let base = bases
+            .first()
+            .and_then(|(b,)| *b)
+            .unwrap_or(processor::clocks::CLOCK_FLOOR_US);
+        let offset = (clock - base) / processor::clocks::SLOTS_PER_RECORD;
+        Ok(json.replace(
+            &format!("\"applied_offset\": {clock}"),
+            &format!("\"applied_offset\": \"record offset {offset}\""),
+        ))
     }
 
     async fn rows<R>(&self, cql: &str) -> anyhow::Result<Vec<R>>

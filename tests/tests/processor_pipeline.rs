@@ -108,6 +108,7 @@ fn decoded(body: &[u8], offset: i64) -> anyhow::Result<DecodedRecord> {
         workspace_id: "ws_rt".into(),
         partition: 0,
         offset,
+        clock: processor::clocks::unstamped(offset),
         received_at_ms: None,
         events,
     })

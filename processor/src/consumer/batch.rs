@@ -20,6 +20,7 @@ use shared::backoff::Backoff;
 use shared::record::EnvelopeKey;
 use tracing::{info, warn};
 
+use crate::clocks::{ClockError, Clocks};
 use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dead_letter::{DeadLetters, PoisonReason};
 use crate::decode::{self, DecodedRecord, RawRecord};
@@ -32,6 +33,10 @@ use crate::store::{DbStats, Store, StoreError};
 pub enum BatchError {
     #[error("shutdown requested while retrying")]
     Shutdown,
+    /// The webhook topic changed under the write clocks: nothing of the
+    /// batch is stored; the processor stops ([`ClockError::is_layout_change`]).
+    #[error(transparent)]
+    Layout(ClockError),
     /// Tests only (feature `fault-injection`): an injected crash.
     #[cfg(feature = "fault-injection")]
     #[error("injected failure after step {0}")]
@@ -61,6 +66,8 @@ pub struct BatchProcessor {
     pub retry: RetryConfig,
     /// Verifies each record's envelope MAC.
     pub envelope_key: EnvelopeKey,
+    /// Gives each record its write clock.
+    pub clocks: Clocks,
     /// Tests only (feature `fault-injection`): the faults to inject.
     #[cfg(feature = "fault-injection")]
     pub faults: pipeline::faults::Faults,
@@ -94,6 +101,7 @@ impl BatchProcessor {
                 }
             }
         }
+        self.stamp(&mut decoded, &mut wait).await?;
         let mut by_workspace: BTreeMap<&str, Vec<&DecodedRecord>> = BTreeMap::new();
         for d in &decoded {
             by_workspace
@@ -109,8 +117,35 @@ impl BatchProcessor {
             report.messages_inserted += ws.messages_inserted;
             report.duplicates_skipped += ws.duplicates_skipped;
         }
+        self.clocks.note_progress(&decoded);
         self.record_metrics(&report, &outcome, started.elapsed());
         Ok(report)
+    }
+
+    /// Gives every record its write clock, waiting out database and Kafka
+    /// failures; a changed topic stops the batch ([`BatchError::Layout`]).
+    async fn stamp<W, F>(
+        &self,
+        decoded: &mut [DecodedRecord],
+        wait: &mut W,
+    ) -> Result<(), BatchError>
+    where
+        W: FnMut(Duration) -> F,
+        F: std::future::Future<Output = bool>,
+    {
+        let mut backoff = self.backoff();
+        loop {
+            match self.clocks.stamp(decoded).await {
+                Ok(()) => return Ok(()),
+                Err(err) if err.is_layout_change() => return Err(BatchError::Layout(err)),
+                Err(err) => {
+                    warn!(cause = %err, "reading the write clocks failed; nothing committed, retrying");
+                    if !wait(backoff.next()).await {
+                        return Err(BatchError::Shutdown);
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the pipeline until it succeeds: transient failures are retried

@@ -103,6 +103,10 @@ pub async fn run(
                 info!("shutdown during retries; batch left uncommitted");
                 return Ok(completed);
             }
+            Err(BatchError::Layout(err)) => {
+                tracing::error!(cause = %err, "the webhook topic changed; stopping without commit");
+                return Err(anyhow::Error::new(err));
+            }
             #[cfg(feature = "fault-injection")]
             Err(BatchError::Injected(e)) => {
                 tracing::error!(cause = %e, "injected failure; stopping without commit");

@@ -182,6 +182,7 @@ pub async fn apply(
     store: &Store,
     ws: &str,
     changes: BTreeMap<String, AmendChange>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
     let count = changes.len() as u64;
@@ -191,13 +192,26 @@ pub async fn apply(
     }
     let s = store.statements();
     futures::try_join!(
-        store.write("index edits", &s.index_edit, rows.index_edits, stats),
-        store.write("index revokes", &s.index_revoke, rows.index_revokes, stats),
-        store.write("message edits", &s.message_edit, rows.message_edits, stats),
+        store.write("index edits", &s.index_edit, rows.index_edits, at, stats),
+        store.write(
+            "index revokes",
+            &s.index_revoke,
+            rows.index_revokes,
+            at,
+            stats
+        ),
+        store.write(
+            "message edits",
+            &s.message_edit,
+            rows.message_edits,
+            at,
+            stats
+        ),
         store.write(
             "message revokes",
             &s.message_revoke,
             rows.message_revokes,
+            at,
             stats
         ),
     )?;

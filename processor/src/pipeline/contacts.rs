@@ -79,6 +79,7 @@ pub async fn create_missing(
     workspace_id: &str,
     plan: &Plan,
     known: &Known,
+    at: i64,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
     let ws = || workspace_id.to_owned();
@@ -116,8 +117,14 @@ pub async fn create_missing(
         })
         .collect();
     let s = store.statements();
-    let phones = store.write("contact inserts", &s.insert_contact, phones, stats);
-    let users = store.write("contact user inserts", &s.insert_contact_user, users, stats);
+    let phones = store.write("contact inserts", &s.insert_contact, phones, at, stats);
+    let users = store.write(
+        "contact user inserts",
+        &s.insert_contact_user,
+        users,
+        at,
+        stats,
+    );
     futures::try_join!(phones, users)?;
     Ok(new_contacts(plan, known))
 }

@@ -1,8 +1,8 @@
 //! Steps 3, 4 and 7: find the batch's conversations, create the missing
 //! ones, and update each touched conversation once.
 //!
-//! Exactly-once effect: a conversation row carries a watermark, the Kafka
-//! partition and offset of the last record already counted in its
+//! Exactly-once effect: a conversation row carries a watermark, the write
+//! clock ([`crate::clocks`]) of the last record already counted in its
 //! `unread_count`, `message_count` and `last_message_*` fields. The update
 //! counts only messages of records past the watermark and moves the watermark
 //! in the same single-row write (atomic in Cassandra and ScyllaDB), so a
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::plan::{MessageDraft, Plan, preview};
 use crate::store::rows::{
-    ConversationRow, ConversationUpdateRow, CreateConversationRow, Watermark, maybe,
+    Applied, ConversationRow, ConversationUpdateRow, CreateConversationRow, maybe,
 };
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::{Direction, Origin};
@@ -30,14 +30,13 @@ pub struct ConversationState {
     pub last_message_id: Option<String>,
     pub unread_count: i32,
     pub message_count: i32,
-    pub applied: Option<Watermark>,
+    pub applied: Option<Applied>,
 }
 
 impl ConversationState {
-    /// Whether the record at `partition`/`offset` is already counted.
-    fn covers(&self, partition: i32, offset: i64) -> bool {
-        self.applied
-            .is_some_and(|w| w.covers(Watermark { partition, offset }))
+    /// Whether the record with write clock `clock` is already counted.
+    fn covers(&self, clock: i64) -> bool {
+        self.applied.is_some_and(|w| w.covers(clock))
     }
 }
 
@@ -50,7 +49,7 @@ impl From<ConversationRow> for ConversationState {
             last_message_id: r.last_message_id,
             unread_count: r.unread_count.unwrap_or(0),
             message_count: r.message_count.unwrap_or(0),
-            applied: Watermark::from_columns(r.applied_partition, r.applied_offset),
+            applied: Applied::from_column(r.applied_offset),
         }
     }
 }
@@ -86,6 +85,7 @@ pub async fn create_missing(
     workspace_id: &str,
     plan: &Plan,
     existing: &HashMap<Uuid, ConversationState>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
     let rows: Vec<RowWrite<CreateConversationRow<'_>>> = plan
@@ -117,7 +117,7 @@ pub async fn create_missing(
     let created = rows.len() as u64;
     let statement = &store.statements().create_conversation;
     store
-        .write("conversation inserts", statement, rows, stats)
+        .write("conversation inserts", statement, rows, at, stats)
         .await?;
     Ok(created)
 }
@@ -132,6 +132,7 @@ pub struct ConversationUpdate {
     pub first_message_at: Option<i64>,
     pub unread_count: i32,
     pub message_count: i32,
+    /// (partition, write clock) of the last record counted.
     pub applied: (i32, i64),
     pub kapso_conversation_id: Option<String>,
     pub state: Option<(String, i64)>,
@@ -160,7 +161,7 @@ fn count_messages(
     let empty = ConversationState::default();
     for m in new_messages {
         let base = state.get(&m.conversation_id).unwrap_or(&empty);
-        if base.covers(m.partition, m.offset) {
+        if base.covers(m.clock) {
             continue;
         }
         let u = updates
@@ -177,7 +178,7 @@ fn count_messages(
                 u.contact_name.clone_from(&m.event.contact_name);
             }
         }
-        u.applied = max_applied(u.applied, (m.partition, m.offset));
+        u.applied = max_applied(u.applied, (m.partition, m.clock));
         take_if_last(u, base, m);
         if u.first_message_at
             .or(base.first_message_at_ms)
@@ -224,13 +225,13 @@ fn apply_events(
     let empty = ConversationState::default();
     for e in &plan.conversation_events {
         let base = state.get(&e.conversation_id).unwrap_or(&empty);
-        if base.covers(e.partition, e.offset) {
+        if base.covers(e.clock) {
             continue;
         }
         let u = updates
             .entry(e.conversation_id)
             .or_insert_with(|| start(e.conversation_id, base));
-        u.applied = max_applied(u.applied, (e.partition, e.offset));
+        u.applied = max_applied(u.applied, (e.partition, e.clock));
         let at = e.event.timestamp.saturating_mul(1000);
         let newest = u.state.as_ref().map(|(_, t)| *t).or(base.state_at_ms);
         if newest.is_none_or(|t| at >= t) {
@@ -254,16 +255,14 @@ fn start(conversation_id: Uuid, base: &ConversationState) -> ConversationUpdate 
         first_message_at: None,
         unread_count: base.unread_count,
         message_count: base.message_count,
-        applied: base
-            .applied
-            .map_or((i32::MIN, i64::MIN), |w| (w.partition, w.offset)),
+        applied: (i32::MIN, base.applied.map_or(i64::MIN, |w| w.0)),
         kapso_conversation_id: None,
         state: None,
     }
 }
 
 fn max_applied(a: (i32, i64), b: (i32, i64)) -> (i32, i64) {
-    if a.0 == b.0 && a.1 >= b.1 { a } else { b }
+    if a.1 >= b.1 { a } else { b }
 }
 
 /// Writes the updates as unlogged batches: one sequential round trip.
@@ -271,6 +270,7 @@ pub async fn write_updates(
     store: &Store,
     workspace_id: &str,
     updates: Vec<ConversationUpdate>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
     let rows: Vec<RowWrite<ConversationUpdateRow>> = updates
@@ -312,6 +312,6 @@ pub async fn write_updates(
         .collect();
     let statement = &store.statements().update_conversation;
     store
-        .write("conversation updates", statement, rows, stats)
+        .write("conversation updates", statement, rows, at, stats)
         .await
 }

@@ -7,7 +7,12 @@
 //! fails the run with [`StoreError::Injected`] right after that step has
 //! written (as a crash would); a `refuse_message` id fails, with the
 //! permanent [`StoreError::InjectedPermanent`], every run holding that
-//! message, before anything is written.
+//! message, before anything is written. A `stop_after` step stops the whole
+//! OS process with SIGSTOP right after that step has written, once per
+//! process (a real zombie: librdkafka's threads freeze too, so the group
+//! evicts it); after SIGCONT the batch goes on, and each later step of it
+//! logs `fault: the stopped batch went on` so a test can tell when its
+//! stale writes were sent. The binary reads it from [`STOP_AFTER_ENV`].
 
 use shared::webhook::Event;
 
@@ -22,6 +27,45 @@ pub struct Faults {
     pub fail_after: Option<Step>,
     /// Refuse, as a permanent database error, every run holding this message id.
     pub refuse_message: Option<&'static str>,
+    /// Stop the process (SIGSTOP) right after this step has written, once.
+    pub stop_after: Option<Step>,
+}
+
+/// The environment variable that sets [`Faults::stop_after`] in the
+/// `processor` binary (a step name, e.g. `insert_messages`).
+pub const STOP_AFTER_ENV: &str = "PROCESSOR_FAULT_STOP_AFTER";
+
+impl Faults {
+    /// The faults the environment asks for (only [`STOP_AFTER_ENV`]).
+    pub fn from_env() -> Self {
+        let stop_after = std::env::var(STOP_AFTER_ENV)
+            .ok()
+            .and_then(|name| Step::ALL.into_iter().find(|s| s.as_str() == name));
+        Faults {
+            stop_after,
+            ..Faults::default()
+        }
+    }
+}
+
+/// Whether this process has already stopped itself.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops this process with SIGSTOP (through `kill`, without unsafe code)
+/// the first time it is called; returns whether it did. The call returns
+/// once the process is continued.
+pub(super) fn stop_once() -> bool {
+    if STOPPED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return false;
+    }
+    tracing::warn!("fault: stopping this process (SIGSTOP) mid-batch");
+    // Blocking on purpose: the whole process, this thread included, is
+    // about to be stopped.
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status();
+    true
 }
 
 /// [`super::run_batch`], with `faults`.
@@ -37,7 +81,9 @@ pub async fn run_batch(
             return Err(StoreError::InjectedPermanent(id));
         }
     }
-    let timer = StepTimer::new(stats).failing_after(faults.fail_after);
+    let timer = StepTimer::new(stats)
+        .failing_after(faults.fail_after)
+        .stopping_after(faults.stop_after);
     super::run_steps(store, batch, timer).await
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::conversations::{ConversationState, ConversationUpdate};
 use super::plan::MessageDraft;
 use crate::inbox::{ActivityKey, moves};
-use crate::store::rows::Watermark;
+use crate::store::rows::Applied;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
 use shared::webhook::{Direction, Origin};
 
@@ -32,7 +32,8 @@ use shared::webhook::{Direction, Origin};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkspaceTotal {
     pub inbound_total: i64,
-    pub applied: Option<Watermark>,
+    /// The partition and write clock of the last record counted.
+    pub applied: Option<(i32, Applied)>,
 }
 
 #[derive(Debug, DeserializeRow)]
@@ -88,7 +89,8 @@ pub async fn find_totals(
         .map(|r| {
             let total = WorkspaceTotal {
                 inbound_total: r.inbound_total.unwrap_or(0),
-                applied: Watermark::from_columns(r.applied_partition, r.applied_offset),
+                applied: Applied::from_column(r.applied_offset)
+                    .map(|a| (r.applied_partition.unwrap_or_default(), a)),
             };
             (r.workspace_id, total)
         })
@@ -106,16 +108,15 @@ pub fn plan_total(base: &WorkspaceTotal, fresh: &[&MessageDraft]) -> Option<Work
     let mut total = *base;
     let mut counted = false;
     for m in fresh {
-        let at = m.watermark();
-        if base.applied.is_some_and(|w| w.covers(at)) {
+        if base.applied.is_some_and(|(_, w)| w.covers(m.clock)) {
             continue;
         }
         if m.event.direction == Direction::Inbound && m.event.origin != Origin::History {
             total.inbound_total += 1;
             counted = true;
         }
-        if !total.applied.is_some_and(|w| w.covers(at)) {
-            total.applied = Some(at);
+        if !total.applied.is_some_and(|(_, w)| w.covers(m.clock)) {
+            total.applied = Some((m.partition, Applied(m.clock)));
         }
     }
     counted.then_some(total)
@@ -126,6 +127,7 @@ pub async fn write_total(
     store: &Store,
     workspace_id: &str,
     total: Option<WorkspaceTotal>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
     let rows: Vec<RowWrite<TotalUpdateRow<'_>>> = total
@@ -135,8 +137,8 @@ pub async fn write_total(
             estimated_bytes: 48 + workspace_id.len(),
             values: TotalUpdateRow {
                 inbound_total,
-                applied_partition: w.partition,
-                applied_offset: w.offset,
+                applied_partition: w.0,
+                applied_offset: (w.1).0,
                 workspace_id,
             },
         })
@@ -144,7 +146,7 @@ pub async fn write_total(
         .collect();
     let statement = &store.statements().update_workspace_inbox;
     store
-        .write("workspace inbox update", statement, rows, stats)
+        .write("workspace inbox update", statement, rows, at, stats)
         .await
 }
 
@@ -175,6 +177,7 @@ pub async fn write_moves(
     workspace_id: &str,
     updates: &[ConversationUpdate],
     state: &HashMap<Uuid, ConversationState>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
     let (set, delete) = plan_moves(updates, state);
@@ -208,8 +211,8 @@ pub async fn write_moves(
         .collect();
     let s = store.statements();
     futures::try_join!(
-        store.write("activity upserts", &s.activity_set, set, stats),
-        store.write("activity deletes", &s.activity_delete, delete, stats),
+        store.write("activity upserts", &s.activity_set, set, at, stats),
+        store.write("activity deletes", &s.activity_delete, delete, at, stats),
     )?;
     Ok(())
 }

@@ -93,6 +93,7 @@ pub async fn insert(
     workspace_id: &str,
     fresh: &[&MessageDraft],
     index: &HashMap<String, IndexEntry>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
     let messages = fresh
@@ -104,11 +105,12 @@ pub async fn insert(
         .map(|m| location_row(workspace_id, m))
         .collect();
     let s = store.statements();
-    let insert_messages = store.write("message inserts", &s.insert_message, messages, stats);
+    let insert_messages = store.write("message inserts", &s.insert_message, messages, at, stats);
     let index_rows = store.write(
         "message index upserts",
         &s.index_message_location,
         locations,
+        at,
         stats,
     );
     futures::try_join!(insert_messages, index_rows).map(|_| ())

@@ -23,6 +23,13 @@
 //! this order, and the only non-idempotent quantity (counters in step 7) is
 //! guarded by the conversation's watermark. Re-running the pipeline on the
 //! same records, after a failure at any point, ends in the same rows.
+//!
+//! Fencing: every write of a workspace's share of the batch carries the
+//! write clock of its last record plus its step's slot ([`Step::slot`],
+//! [`crate::clocks`]) as its client timestamp. A processor that lost its
+//! partitions mid-batch therefore cannot overwrite its successor's rows: the
+//! successor's writes come from the same or later records, so they carry
+//! equal timestamps with equal values, or larger ones.
 
 mod amendments;
 mod contacts;
@@ -71,6 +78,17 @@ impl Step {
         Step::UpdateConversations,
         Step::ApplyChanges,
     ];
+
+    /// The step's slot in a record's write clock: a step's writes carry the
+    /// plan's clock plus this, so a later step's write of the same cell in
+    /// the same batch (a status after its message's insert) wins.
+    pub fn slot(self) -> i64 {
+        Step::ALL
+            .iter()
+            .position(|s| *s == self)
+            .and_then(|i| i64::try_from(i).ok())
+            .unwrap_or(0)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -154,16 +172,18 @@ async fn run_steps(
         find_and_insert_messages(store, &ids, &plans, &conv, &mut outs, &mut timer).await?;
 
     let each = || ids.iter().copied().zip(plans.iter());
-    wave(ids.iter().zip(updates).zip(fresh.iter().zip(&totals)).map(
-        |((ws, updates), ((f, _), total))| async move {
+    let steps = each().zip(updates).zip(fresh.iter().zip(&totals));
+    wave(
+        steps.map(|(((ws, p), updates), ((f, _), total))| async move {
             let total = inbox_rows::plan_total(total, f);
+            let at = p.write_clock(Step::UpdateConversations);
             futures::try_join!(
-                conversations::write_updates(store, ws, updates, stats),
-                inbox_rows::write_total(store, ws, total, stats),
+                conversations::write_updates(store, ws, updates, at, stats),
+                inbox_rows::write_total(store, ws, total, at, stats),
             )
             .map(|_| ())
-        },
-    ))
+        }),
+    )
     .await?;
     timer.finish(Step::UpdateConversations)?;
 
@@ -217,7 +237,10 @@ async fn find_and_create_contacts(
         ids.iter()
             .zip(plans.iter())
             .zip(&known)
-            .map(|((ws, p), k)| contacts::create_missing(store, ws, p, k, stats)),
+            .map(|((ws, p), k)| {
+                let at = p.write_clock(Step::CreateContacts);
+                contacts::create_missing(store, ws, p, k, at, stats)
+            }),
     )
     .await?;
     set(outs, created, |o, n| o.contacts_created = n);
@@ -246,11 +269,10 @@ async fn find_and_create_conversations(
         inbox_rows::find_totals(store, ids, stats),
     )?;
     timer.finish(Step::FindConversations)?;
-    let created = wave(
-        each()
-            .zip(&conv)
-            .map(|((ws, p), c)| conversations::create_missing(store, ws, p, c, stats)),
-    )
+    let created = wave(each().zip(&conv).map(|((ws, p), c)| {
+        let at = p.write_clock(Step::CreateConversations);
+        conversations::create_missing(store, ws, p, c, at, stats)
+    }))
     .await?;
     set(outs, created, |o, n| o.conversations_created = n);
     timer.finish(Step::CreateConversations)?;
@@ -292,14 +314,15 @@ async fn find_and_insert_messages<'p>(
         .map(|((p, (f, _)), c)| conversations::plan_updates(p, f, c))
         .collect();
     wave(
-        ids.iter()
+        each()
             .zip(&fresh)
             .zip(&index)
             .zip(updates.iter().zip(conv))
-            .map(|(((ws, (f, _)), i), (u, c))| async move {
+            .map(|((((ws, p), (f, _)), i), (u, c))| async move {
+                let at = p.write_clock(Step::InsertMessages);
                 futures::try_join!(
-                    messages::insert(store, ws, f, i, stats),
-                    inbox_rows::write_moves(store, ws, u, c, stats),
+                    messages::insert(store, ws, f, i, at, stats),
+                    inbox_rows::write_moves(store, ws, u, c, at, stats),
                 )
                 .map(|_| ())
             }),
@@ -339,10 +362,11 @@ async fn apply_changes(
 ) -> Result<(u64, u64), StoreError> {
     let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
     let amend_changes = amendments::plan_changes(&plan.amendments, index, fresh);
+    let at = plan.write_clock(Step::ApplyChanges);
     let (statuses, amendments, ()) = futures::try_join!(
-        statuses::apply(store, ws, status_changes, stats),
-        amendments::apply(store, ws, amend_changes, stats),
-        reactions::write(store, ws, &plan.reactions, &plan.account_events, stats),
+        statuses::apply(store, ws, status_changes, at, stats),
+        amendments::apply(store, ws, amend_changes, at, stats),
+        reactions::write(store, ws, &plan.reactions, &plan.account_events, at, stats),
     )?;
     Ok((statuses, amendments))
 }
@@ -352,6 +376,10 @@ struct StepTimer<'a> {
     /// Tests only: the step after which the run fails.
     #[cfg(feature = "fault-injection")]
     fail_after: Option<Step>,
+    /// Tests only: the step after which the process stops itself, and
+    /// whether this run did.
+    #[cfg(feature = "fault-injection")]
+    stop_after: (Option<Step>, bool),
     started: Instant,
     requests_before: u64,
     durations: Vec<(Step, Duration)>,
@@ -364,6 +392,8 @@ impl<'a> StepTimer<'a> {
             stats,
             #[cfg(feature = "fault-injection")]
             fail_after: None,
+            #[cfg(feature = "fault-injection")]
+            stop_after: (None, false),
             started: Instant::now(),
             requests_before: stats.requests(),
             durations: Vec::with_capacity(Step::ALL.len()),
@@ -374,6 +404,14 @@ impl<'a> StepTimer<'a> {
     #[cfg(feature = "fault-injection")]
     fn failing_after(self, fail_after: Option<Step>) -> Self {
         StepTimer { fail_after, ..self }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn stopping_after(self, stop_after: Option<Step>) -> Self {
+        StepTimer {
+            stop_after: (stop_after, false),
+            ..self
+        }
     }
 
     /// Closes a step: records its duration, counts its round trip if it sent
@@ -389,8 +427,16 @@ impl<'a> StepTimer<'a> {
         }
         self.requests_before = requests;
         #[cfg(feature = "fault-injection")]
-        if self.fail_after == Some(step) {
-            return Err(StoreError::Injected(step.as_str()));
+        {
+            if self.stop_after.1 {
+                tracing::warn!(step = step.as_str(), "fault: the stopped batch went on");
+            }
+            if self.stop_after.0 == Some(step) && faults::stop_once() {
+                self.stop_after.1 = true;
+            }
+            if self.fail_after == Some(step) {
+                return Err(StoreError::Injected(step.as_str()));
+            }
         }
         Ok(())
     }

@@ -47,6 +47,8 @@ pub struct MessageDraft {
     pub bucket: i32,
     pub partition: i32,
     pub offset: i64,
+    /// The write clock of its record ([`crate::clocks`]).
+    pub clock: i64,
 }
 
 impl MessageDraft {
@@ -59,7 +61,7 @@ impl MessageDraft {
         }
     }
 
-    /// The record it came from.
+    /// The record it came from, as a message-index source.
     pub fn watermark(&self) -> Watermark {
         Watermark {
             partition: self.partition,
@@ -74,7 +76,8 @@ pub struct ConversationEventDraft {
     pub event: ConversationEvent,
     pub conversation_id: Uuid,
     pub partition: i32,
-    pub offset: i64,
+    /// The write clock of its record ([`crate::clocks`]).
+    pub clock: i64,
 }
 
 /// A reaction with the offset of its record (the tie-break of equal times).
@@ -106,7 +109,7 @@ pub struct Plan {
     /// Identities to look up in step 1.
     pub phones: BTreeSet<String>,
     pub user_ids: BTreeSet<String>,
-    pending: Vec<(Pending, i32, i64)>,
+    pending: Vec<(Pending, Source)>,
     pub statuses: Vec<StatusEvent>,
     pub reactions: Vec<ReactionDraft>,
     pub amendments: Vec<AmendEvent>,
@@ -120,6 +123,18 @@ pub struct Plan {
     pub conversations: BTreeMap<Uuid, ConversationDraft>,
     pub messages: Vec<MessageDraft>,
     pub conversation_events: Vec<ConversationEventDraft>,
+    /// The write clock of the workspace's last record in the batch: every
+    /// write of this plan carries it (plus its step's slot) as its client
+    /// timestamp ([`crate::clocks`]).
+    pub clock: i64,
+}
+
+/// The record an event came from.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    partition: i32,
+    offset: i64,
+    clock: i64,
 }
 
 impl Plan {
@@ -128,7 +143,12 @@ impl Plan {
         let mut plan = Plan::default();
         let mut seen_messages = HashSet::new();
         for record in records {
-            let at = (record.partition, record.offset);
+            plan.clock = plan.clock.max(record.clock);
+            let at = Source {
+                partition: record.partition,
+                offset: record.offset,
+                clock: record.clock,
+            };
             for event in &record.events {
                 match event {
                     Event::Message(m) => {
@@ -137,12 +157,11 @@ impl Plan {
                             continue;
                         }
                         plan.wants(&m.contact(), m.new_phone.as_deref());
-                        plan.pending.push((Pending::Message(m.clone()), at.0, at.1));
+                        plan.pending.push((Pending::Message(m.clone()), at));
                     }
                     Event::Conversation(c) => {
                         plan.wants(&conversation_contact(c), None);
-                        plan.pending
-                            .push((Pending::Conversation(c.clone()), at.0, at.1));
+                        plan.pending.push((Pending::Conversation(c.clone()), at));
                     }
                     Event::Status(s) => plan.statuses.push(s.clone()),
                     Event::Reaction(r) => plan.reactions.push(ReactionDraft {
@@ -165,6 +184,11 @@ impl Plan {
         plan
     }
 
+    /// The client timestamp of this plan's writes in `step`.
+    pub fn write_clock(&self, step: super::Step) -> i64 {
+        self.clock + step.slot()
+    }
+
     fn wants(&mut self, contact: &ContactRef, new_phone: Option<&str>) {
         let phones = contact.phone.as_deref().into_iter().chain(new_phone);
         self.phones.extend(phones.map(str::to_owned));
@@ -178,7 +202,7 @@ impl Plan {
         // Links first: a payload naming both a phone and a user id joins
         // them before any single-identity payload of the batch is resolved,
         // so the batch's order never splits one customer in two.
-        for (pending, _, _) in &self.pending {
+        for (pending, _) in &self.pending {
             let (contact, at_s) = match pending {
                 Pending::Message(m) => (m.contact(), m.timestamp),
                 Pending::Conversation(c) => (conversation_contact(c), c.timestamp),
@@ -187,9 +211,9 @@ impl Plan {
                 resolver.resolve(&contact, at_s.saturating_mul(1000));
             }
         }
-        for (pending, partition, offset) in std::mem::take(&mut self.pending) {
+        for (pending, at) in std::mem::take(&mut self.pending) {
             match pending {
-                Pending::Message(m) => self.place_message(ws, &mut resolver, m, partition, offset),
+                Pending::Message(m) => self.place_message(ws, &mut resolver, m, at),
                 Pending::Conversation(c) => {
                     let at_ms = c.timestamp.saturating_mul(1000);
                     let contact = conversation_contact(&c);
@@ -206,8 +230,8 @@ impl Plan {
                     self.conversation_events.push(ConversationEventDraft {
                         event: c,
                         conversation_id,
-                        partition,
-                        offset,
+                        partition: at.partition,
+                        clock: at.clock,
                     });
                 }
             }
@@ -221,8 +245,7 @@ impl Plan {
         ws: &str,
         resolver: &mut Resolver<'_>,
         m: MessageEvent,
-        partition: i32,
-        offset: i64,
+        at: Source,
     ) {
         let sent_at_ms = m.timestamp.saturating_mul(1000);
         let mut contact = m.contact();
@@ -250,8 +273,9 @@ impl Plan {
             event: m,
             conversation_id,
             sent_at_ms,
-            partition,
-            offset,
+            partition: at.partition,
+            offset: at.offset,
+            clock: at.clock,
         });
     }
 

@@ -21,6 +21,7 @@ fn record(offset: i64, events: Vec<Event>) -> DecodedRecord {
         workspace_id: "ws".into(),
         partition: 0,
         offset,
+        clock: crate::clocks::unstamped(offset),
         received_at_ms: None,
         events,
     }

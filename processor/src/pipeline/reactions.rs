@@ -68,6 +68,7 @@ pub async fn write(
     ws: &str,
     reactions: &[ReactionDraft],
     accounts: &[AccountDraft],
+    at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
     let mut sets: Vec<RowWrite<ReactionSet>> = Vec::new();
@@ -105,9 +106,9 @@ pub async fn write(
     let events: Vec<RowWrite<AccountRow>> = accounts.iter().map(|a| account_row(ws, a)).collect();
     let s = store.statements();
     futures::try_join!(
-        store.write("reaction upserts", &s.reaction_set, sets, stats),
-        store.write("reaction removals", &s.reaction_delete, deletes, stats),
-        store.write("account events", &s.insert_account_event, events, stats),
+        store.write("reaction upserts", &s.reaction_set, sets, at, stats),
+        store.write("reaction removals", &s.reaction_delete, deletes, at, stats),
+        store.write("account events", &s.insert_account_event, events, at, stats),
     )?;
     Ok(())
 }

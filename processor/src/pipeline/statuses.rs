@@ -104,6 +104,7 @@ pub async fn apply(
     store: &Store,
     workspace_id: &str,
     changes: Vec<StatusChange>,
+    at: i64,
     stats: &DbStats,
 ) -> Result<u64, StoreError> {
     let mut index_rows: Vec<RowWrite<IndexStatusRow>> = Vec::with_capacity(changes.len());
@@ -144,12 +145,14 @@ pub async fn apply(
             "index status updates",
             &s.index_message_status,
             index_rows,
+            at,
             stats
         ),
         store.write(
             "message status updates",
             &s.message_status,
             message_rows,
+            at,
             stats
         )
     );

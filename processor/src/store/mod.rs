@@ -5,7 +5,10 @@
 //!   (schemas/README.md has the measurement against concurrent
 //!   single-partition statements, which only the benchmark runs).
 //! - [`Store::write`]: unlogged batches grouped by partition and chunked to
-//!   stay under Cassandra's and ScyllaDB's batch limits.
+//!   stay under Cassandra's and ScyllaDB's batch limits, every one carrying
+//!   the client timestamp it is given (a write clock, [`crate::clocks`]), so
+//!   the database orders writes by the records they come from, never by when
+//!   or where they arrive.
 //! - [`rows`]: the named rows the statements bind and read.
 //! - Every request is counted in a [`DbStats`], so the pipeline can report
 //!   statements and sequential round trips per micro-batch.
@@ -162,12 +165,15 @@ impl Store {
 
     /// Writes `rows` of one prepared statement as unlogged batches grouped
     /// by partition, all concurrently, within one sequential round trip
-    /// however many batches it takes.
+    /// however many batches it takes. Every row is written at client
+    /// timestamp `timestamp` (µs), unless its statement binds its own
+    /// (`USING TIMESTAMP ?`).
     pub async fn write<V>(
         &self,
         what: &'static str,
         statement: &PreparedStatement,
         rows: Vec<RowWrite<V>>,
+        timestamp: i64,
         stats: &DbStats,
     ) -> Result<(), StoreError>
     where
@@ -181,7 +187,7 @@ impl Store {
         stats.add_requests(chunks.len());
         let futures: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| self.write_batch(what, statement, chunk))
+            .map(|chunk| self.write_batch(what, statement, chunk, timestamp))
             .collect();
         stream::iter(futures)
             .buffer_unordered(self.cfg.max_concurrent_requests)
@@ -228,6 +234,7 @@ impl Store {
         what: &'static str,
         statement: &PreparedStatement,
         values: Vec<V>,
+        timestamp: i64,
     ) -> Result<(), StoreError> {
         let failed = |source| StoreError::Execute {
             what,
@@ -238,9 +245,11 @@ impl Store {
         // batches over `batch_size_fail_threshold`) do not apply to it, so a
         // single large row can never be refused as a "batch too large".
         if let [row] = values.as_slice() {
+            let mut statement = statement.clone();
+            statement.set_timestamp(Some(timestamp));
             return self
                 .session
-                .execute_unpaged(statement, row)
+                .execute_unpaged(&statement, row)
                 .await
                 .map(|_| ())
                 .map_err(failed);
@@ -248,6 +257,7 @@ impl Store {
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         batch.set_request_timeout(Some(self.cfg.request_timeout));
+        batch.set_timestamp(Some(timestamp));
         for _ in &values {
             batch.append_statement(statement.clone());
         }

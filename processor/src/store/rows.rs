@@ -38,6 +38,33 @@ impl Watermark {
     }
 }
 
+/// The exactly-once watermark of a conversation row or a workspace total:
+/// the write clock ([`crate::clocks`]) of the last record counted in it,
+/// stored in the `applied_offset` column (`applied_partition` names the
+/// record's partition, for operators). Clocks are strictly increasing in
+/// offset within a partition, and `processor clocks rebase` keeps them
+/// increasing across a change of the topic, so one number orders every
+/// record of a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Applied(pub i64);
+
+impl Applied {
+    /// The watermark stored in `applied_offset`. A value below
+    /// [`crate::clocks::CLOCK_FLOOR_US`] is a Kafka offset written by a
+    /// release before write clocks; it orders nothing now (upgrades drain
+    /// the topic first, so no record it covers is read again), so it is `None`.
+    pub fn from_column(value: Option<i64>) -> Option<Self> {
+        value
+            .filter(|v| *v >= crate::clocks::CLOCK_FLOOR_US)
+            .map(Applied)
+    }
+
+    /// Whether the record with write clock `clock` is already counted.
+    pub fn covers(self, clock: i64) -> bool {
+        self.0 >= clock
+    }
+}
+
 /// Where a stored message lives: its full primary key but the workspace
 /// and the message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +179,16 @@ pub struct FoundContactUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_applied_clock_covers_earlier_clocks_and_ignores_legacy_offsets() {
+        let floor = crate::clocks::CLOCK_FLOOR_US;
+        let w = Applied::from_column(Some(floor + 80)).expect("a clock");
+        assert!(w.covers(floor + 80) && w.covers(floor + 8));
+        assert!(!w.covers(floor + 88));
+        assert_eq!(Applied::from_column(Some(12_345)), None);
+        assert_eq!(Applied::from_column(None), None);
+    }
 
     #[test]
     fn a_watermark_covers_only_earlier_records_of_its_partition() {

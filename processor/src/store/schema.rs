@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schema_splits_into_keyspace_ten_tables_and_column_upgrades() {
+    fn schema_splits_into_keyspace_twelve_tables_and_column_upgrades() {
         let stmts = schema_statements(
             "ks_x",
             "{'class': 'SimpleStrategy', 'replication_factor': 1}",
@@ -111,7 +111,7 @@ mod tests {
             .iter()
             .filter(|s| s.starts_with("CREATE TABLE"))
             .count();
-        assert_eq!(creates, 10, "{stmts:#?}");
+        assert_eq!(creates, 12, "{stmts:#?}");
         let adds: Vec<_> = stmts.iter().filter_map(|s| added_column(s)).collect();
         assert!(adds.contains(&("messages", "context")), "{adds:?}");
         assert!(

@@ -1,7 +1,9 @@
 //! Every CQL statement the processor runs, prepared once per session.
 //!
 //! Each is an idempotent upsert or a read, marked idempotent so the driver's
-//! retry policy may resend it. `UPDATE` is used where a write must touch only
+//! retry policy may resend it (the two `IF NOT EXISTS` inserts of
+//! [`crate::clocks`] are idempotent too: a resend finds the row and changes
+//! nothing). Writes carry client timestamps ([`super::Store::write`]). `UPDATE` is used where a write must touch only
 //! some columns (so a re-run never clobbers columns another step owns).
 
 use std::time::Duration;
@@ -55,6 +57,8 @@ const INDEX_KEY: &str = "workspace_id = ? AND message_id = ?";
 const CONVERSATION_KEY: &str = "workspace_id = ? AND conversation_id = ?";
 /// The primary key of a `conversation_activity` row.
 const ACTIVITY_KEY: &str = "workspace_id = ? AND bucket = ? AND slot = ? AND conversation_id = ?";
+/// The primary key of a `partition_clocks` row.
+const CLOCK_KEY: &str = "topic = ? AND partition = ?";
 /// The primary key of a `reactions` row.
 const REACTION_KEY: &str = "workspace_id = ? AND message_id = ? AND reactor = ?";
 
@@ -98,6 +102,19 @@ statements! { q;
     activity_delete = q.delete("conversation_activity", ACTIVITY_KEY);
     insert_account_event = q.insert("account_events", "workspace_id, bucket, occurred_at, \
         event_id, source, account_id, field, value");
+    layout_by_topic = q.select_one("partitions, epoch", "topic_layouts", "topic = ?");
+    insert_layout = format!("{} IF NOT EXISTS",
+        q.insert("topic_layouts", "topic, partitions"));
+    set_layout = q.update("topic_layouts", "partitions = ?, epoch = ?", "topic = ?");
+    clock_by_partition = q.select_one("base_us, last_offset", "partition_clocks",
+        CLOCK_KEY);
+    clocks_by_topic = q.select_one("partition, base_us, last_offset", "partition_clocks",
+        "topic = ?");
+    insert_clock = format!("{} IF NOT EXISTS",
+        q.insert("partition_clocks", "topic, partition, base_us"));
+    clock_progress = q.update("partition_clocks", "last_offset = ?", CLOCK_KEY);
+    set_clock = q.update("partition_clocks", "base_us = ?, last_offset = ?", CLOCK_KEY);
+    delete_clock = q.delete("partition_clocks", CLOCK_KEY);
 }
 
 /// Statement texts of one keyspace, by shape.

@@ -80,6 +80,7 @@ pub fn batch(
                 workspace_id: workspace_id.to_owned(),
                 partition: 0,
                 offset,
+                clock: processor::clocks::unstamped(offset),
                 received_at_ms: None,
                 events: shared::webhook::normalize(Source::Meta, None, body, &[])?,
             })

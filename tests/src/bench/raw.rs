@@ -61,12 +61,15 @@ pub async fn write(
     let (messages, locations) = rows(workspace_id, records);
     let count = messages.len() as u64;
     let s = store.statements();
+    // The pipeline's writes carry the batch's write clock; so do these.
+    let at = records.iter().map(|r| r.clock).max().unwrap_or_default();
     let (a, b) = futures::join!(
-        store.write("message inserts", &s.insert_message, messages, stats,),
+        store.write("message inserts", &s.insert_message, messages, at, stats),
         store.write(
             "message index upserts",
             &s.index_message_location,
             locations,
+            at,
             stats,
         ),
     );

@@ -1,8 +1,11 @@
-//! The processor as a separate OS process, so that a test can `kill -9` it.
+//! The processor as a separate OS process, so that a test can `kill -9`,
+//! stop (SIGSTOP) and continue it.
 //!
 //! [`processor_binary`] (and [`ingress_binary`]) finds `processor` next to the test executable
 //! (`target/<profile>/processor`) and runs `cargo build -p
-//! inboxflow-processor --bin processor` first: a no-op when the binary is up
+//! inboxflow-processor --bin processor --features fault-injection` first (the
+//! feature the tests crate enables anyway, so the faults of
+//! `processor::pipeline::faults` can be asked for through the environment): a no-op when the binary is up
 //! to date, and the only way to be sure it is (`cargo test` does not rebuild
 //! another package's binaries). When cargo cannot be run at all, an existing
 //! binary is used as it is; when the build fails, the test fails with its output.
@@ -19,7 +22,10 @@ use tokio::process::{Child, Command};
 pub fn processor_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build("inboxflow-processor", "processor").map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            build("inboxflow-processor", "processor", &["fault-injection"])
+                .map_err(|e| format!("{e:#}"))
+        })
         .clone()
         .map_err(anyhow::Error::msg)
 }
@@ -28,12 +34,12 @@ pub fn processor_binary() -> anyhow::Result<PathBuf> {
 pub fn ingress_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build("inboxflow-ingress", "ingress").map_err(|e| format!("{e:#}")))
+        .get_or_init(|| build("inboxflow-ingress", "ingress", &[]).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build(package: &str, name: &str) -> anyhow::Result<PathBuf> {
+fn build(package: &str, name: &str, features: &[&str]) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     // target/<profile>/deps/<test>-<hash>
     let profile_dir = exe
@@ -51,6 +57,9 @@ fn build(package: &str, name: &str) -> anyhow::Result<PathBuf> {
         .current_dir(&root)
         .args(["build", "--locked", "-p", package, "--bin", name])
         .env("CARGO_TARGET_DIR", target_dir);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }
@@ -90,6 +99,16 @@ pub struct ProcessorProcess {
 impl ProcessorProcess {
     /// Starts `processor run` with `cfg` given as `INBOXFLOW_*` variables.
     pub fn spawn(cfg: &ProcessorConfig, log: PathBuf) -> anyhow::Result<Self> {
+        Self::spawn_with(cfg, log, &[])
+    }
+
+    /// [`Self::spawn`], with extra environment variables (e.g. a fault of
+    /// `processor::pipeline::faults`, which the tests' binary is built with).
+    pub fn spawn_with(
+        cfg: &ProcessorConfig,
+        log: PathBuf,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let binary = processor_binary()?;
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -110,6 +129,7 @@ impl ProcessorProcess {
                 command.env_remove(key);
             }
         }
+        command.envs(extra_env.iter().copied());
         let child = command
             .arg("run")
             .env("INBOXFLOW_KAFKA__BROKERS", &cfg.kafka.brokers)
@@ -153,6 +173,28 @@ impl ProcessorProcess {
         self.child.start_kill().context("sending SIGKILL")?;
         self.child.wait().await.context("reaping the processor")?;
         Ok(())
+    }
+
+    /// Sends `signal` (a `kill` name such as `STOP` or `CONT`).
+    pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the processor has exited")?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed: {status}");
+        Ok(())
+    }
+
+    /// Whether the process is stopped (state `T` in `/proc/<pid>/stat`).
+    pub fn is_stopped(&self) -> anyhow::Result<bool> {
+        let pid = self.child.id().context("the processor has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // "pid (comm) state ...": the state follows the last ')'.
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        Ok(state.starts_with('T'))
     }
 
     /// Fails if the process has exited by itself (it should run until killed).
