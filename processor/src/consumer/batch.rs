@@ -34,8 +34,8 @@ pub enum BatchError {
     Shutdown,
     /// Tests only (feature `fault-injection`): an injected crash.
     #[cfg(feature = "fault-injection")]
-    #[error("injected failure after step {0}")]
-    Injected(&'static str),
+    #[error(transparent)]
+    Injected(StoreError),
 }
 
 /// What a completed micro-batch did.
@@ -157,7 +157,9 @@ impl BatchProcessor {
                     return Ok(outcome);
                 }
                 #[cfg(feature = "fault-injection")]
-                Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
+                Err(e @ (StoreError::Injected(_) | StoreError::InjectedWithin { .. })) => {
+                    return Err(BatchError::Injected(e));
+                }
                 Err(err) => {
                     self.metrics.db_failures.inc();
                     let delay = backoff.next();

@@ -3,23 +3,33 @@
 //! builds do not contain this module).
 //!
 //! Guarantee: with [`Faults::default`] these entry points behave exactly as
-//! [`super::run_batch`] and [`super::run_workspace`]. A `fail_after` step
-//! fails the run with [`StoreError::Injected`] right after that step has
-//! written (as a crash would); a `refuse_message` id fails, with the
-//! permanent [`StoreError::InjectedPermanent`], every run holding that
-//! message, before anything is written.
+//! [`super::run_batch`] and [`super::run_workspace`]. Each fault, when set:
+//! - `fail_after` fails the run with [`StoreError::Injected`] right after
+//!   that step has written (as a crash would);
+//! - `fail_within: (step, n)` lets exactly `n` writes (requests) of that
+//!   step's wave land, one at a time, and fails the run with
+//!   [`StoreError::InjectedWithin`] before the others are sent (the store's
+//!   [`WriteGate`]); a wave of `n` writes or fewer lands whole and the run
+//!   fails as the step closes;
+//! - `refuse_message` fails, with the permanent
+//!   [`StoreError::InjectedPermanent`], every run holding that message,
+//!   before anything is written.
+
+use std::sync::Arc;
 
 use shared::webhook::Event;
 
 use super::{BatchOutcome, Outcome, Step, StepTimer, WorkspaceRecords};
 use crate::decode::DecodedRecord;
-use crate::store::{DbStats, Store, StoreError};
+use crate::store::{DbStats, Store, StoreError, WriteGate};
 
 /// The faults to inject.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     /// Crash right after this step has written.
     pub fail_after: Option<Step>,
+    /// Crash inside this step's wave, once this many of its writes have landed.
+    pub fail_within: Option<(Step, usize)>,
     /// Refuse, as a permanent database error, every run holding this message id.
     pub refuse_message: Option<&'static str>,
 }
@@ -38,7 +48,14 @@ pub async fn run_batch(
         }
     }
     let timer = StepTimer::new(stats).failing_after(faults.fail_after);
-    super::run_steps(store, batch, timer).await
+    match faults.fail_within {
+        Some((step, landing)) => {
+            let gate = Arc::new(WriteGate::new(step.as_str(), landing));
+            let gated = store.with_gate(Arc::clone(&gate));
+            super::run_steps(&gated, batch, timer.failing_within(step, gate)).await
+        }
+        None => super::run_steps(store, batch, timer).await,
+    }
 }
 
 /// [`super::run_workspace`], with `faults`.

@@ -38,6 +38,11 @@ pub enum StoreError {
     #[cfg(feature = "fault-injection")]
     #[error("injected failure after step {0}")]
     Injected(&'static str),
+    /// Tests only (feature `fault-injection`): a crash inside the wave of a
+    /// step, after `landed` of its writes.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected failure in step {step} after {landed} of its writes")]
+    InjectedWithin { step: &'static str, landed: usize },
     /// Tests only (feature `fault-injection`): a permanent refusal of the
     /// records holding a message id.
     #[cfg(feature = "fault-injection")]
@@ -54,7 +59,7 @@ impl StoreError {
             #[cfg(feature = "fault-injection")]
             StoreError::InjectedPermanent(_) => true,
             #[cfg(feature = "fault-injection")]
-            StoreError::Injected(_) => false,
+            StoreError::Injected(_) | StoreError::InjectedWithin { .. } => false,
             StoreError::Rows { .. }
             | StoreError::Connect { .. }
             | StoreError::SchemaAgreement(_) => false,
