@@ -3,7 +3,8 @@
 //! builds do not contain this module).
 //!
 //! Guarantee: with [`Faults::default`] these entry points behave exactly as
-//! [`super::run_batch`] and [`super::run_workspace`]. Each fault, when set:
+//! [`super::run_batch`] and [`super::run_workspace`], and the consumer seeks
+//! as it would. Each fault, when set:
 //! - `fail_after` fails the run with [`StoreError::Injected`] right after
 //!   that step has written (as a crash would);
 //! - `fail_within: (step, n)` lets exactly `n` writes (requests) of that
@@ -13,9 +14,16 @@
 //!   fails as the step closes;
 //! - `refuse_message` fails, with the permanent
 //!   [`StoreError::InjectedPermanent`], every run holding that message,
-//!   before anything is written.
+//!   before anything is written;
+//! - `outage` fails every run, before anything is written, with the
+//!   transient [`StoreError::InjectedOutage`] while the switch is on (the
+//!   consumer pauses and retries, as during a database outage);
+//! - `fail_seeks` makes every seek of the consumer report failure without
+//!   seeking (the position stays past the record, as after a real failed
+//!   seek), counting each one.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shared::webhook::Event;
 
@@ -32,6 +40,10 @@ pub struct Faults {
     pub fail_within: Option<(Step, usize)>,
     /// Refuse, as a permanent database error, every run holding this message id.
     pub refuse_message: Option<&'static str>,
+    /// While on, every run fails with a transient database error.
+    pub outage: Option<&'static AtomicBool>,
+    /// Every seek fails, unperformed; each is counted here.
+    pub fail_seeks: Option<&'static AtomicUsize>,
 }
 
 /// [`super::run_batch`], with `faults`.
@@ -46,6 +58,9 @@ pub async fn run_batch(
         if events.any(|e| matches!(e, Event::Message(m) if m.message_id == id)) {
             return Err(StoreError::InjectedPermanent(id));
         }
+    }
+    if faults.outage.is_some_and(|on| on.load(Ordering::SeqCst)) {
+        return Err(StoreError::InjectedOutage);
     }
     let timer = StepTimer::new(stats).failing_after(faults.fail_after);
     match faults.fail_within {
@@ -68,4 +83,12 @@ pub async fn run_workspace(
 ) -> Result<Outcome, StoreError> {
     let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
     Ok(batch.workspaces.pop().unwrap_or_default())
+}
+
+/// Whether the consumer's seek must fail (unperformed); counts the failure.
+pub fn seek_fails(faults: &Faults) -> bool {
+    faults.fail_seeks.is_some_and(|failed| {
+        failed.fetch_add(1, Ordering::SeqCst);
+        true
+    })
 }
