@@ -9,7 +9,7 @@ use processor::app::{self, RunningProcessor};
 use processor::config::ProcessorConfig;
 use processor::pipeline::faults::Faults;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use scylla::client::session::Session;
 use shared::record::{RecordHeaders, Source};
 
@@ -72,6 +72,29 @@ impl ProcessorEnv {
     ) -> anyhow::Result<(i32, i64)> {
         let headers = webhooks::record_headers(Source::Meta, workspace_id, phone_number_id);
         self.produce_record(workspace_id, body, &headers).await
+    }
+
+    /// [`Self::produce_meta`], into `partition` of the webhook topic.
+    pub async fn produce_meta_to(
+        &self,
+        partition: i32,
+        workspace_id: &str,
+        phone_number_id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<i64> {
+        let headers = webhooks::record_headers(Source::Meta, workspace_id, phone_number_id);
+        let topic = &self.cfg.kafka.webhook_topic;
+        let record = FutureRecord::to(topic)
+            .partition(partition)
+            .key(workspace_id)
+            .payload(body)
+            .headers(webhooks::sealed(workspace_id, headers, body));
+        let delivery = self
+            .producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}[{partition}]: {e}"))?;
+        Ok(delivery.offset)
     }
 
     /// Writes a record with contract headers (written by `RecordHeaders`),

@@ -336,7 +336,10 @@ mod tests {
 
     #[test]
     fn every_step_has_its_own_slot_within_a_record() {
-        let slots: Vec<i64> = crate::pipeline::Step::ALL.iter().map(|s| s.slot()).collect();
+        let slots: Vec<i64> = crate::pipeline::Step::ALL
+            .iter()
+            .map(|s| s.slot())
+            .collect();
         assert!(slots.windows(2).all(|w| w[0] < w[1]), "{slots:?}");
         assert!(slots.iter().all(|s| (0..SLOTS_PER_RECORD).contains(s)));
     }

@@ -39,8 +39,8 @@ pub enum BatchError {
     Layout(ClockError),
     /// Tests only (feature `fault-injection`): an injected crash.
     #[cfg(feature = "fault-injection")]
-    #[error("injected failure after step {0}")]
-    Injected(&'static str),
+    #[error(transparent)]
+    Injected(StoreError),
 }
 
 /// What a completed micro-batch did.
@@ -192,7 +192,9 @@ impl BatchProcessor {
                     return Ok(outcome);
                 }
                 #[cfg(feature = "fault-injection")]
-                Err(StoreError::Injected(step)) => return Err(BatchError::Injected(step)),
+                Err(e @ (StoreError::Injected(_) | StoreError::InjectedWithin { .. })) => {
+                    return Err(BatchError::Injected(e));
+                }
                 Err(err) => {
                     self.metrics.db_failures.inc();
                     let delay = backoff.next();

@@ -24,7 +24,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -75,6 +76,10 @@ pub async fn run(
 ) -> anyhow::Result<u64> {
     let mut completed = 0u64;
     let held: Held = Arc::default();
+    #[cfg(feature = "fault-injection")]
+    let faults: SeekFaults = processor.faults;
+    #[cfg(not(feature = "fault-injection"))]
+    let faults: SeekFaults = ();
     loop {
         let first = std::mem::take(&mut *lock(&held));
         let Some(batch) = next_batch(&consumer, &cfg, &mut shutdown, first).await else {
@@ -85,7 +90,7 @@ pub async fn run(
             let consumer = Arc::clone(&consumer);
             let mut shutdown = shutdown.clone();
             let held = Arc::clone(&held);
-            async move { pause_and_wait(&consumer, backoff, &mut shutdown, &held).await }
+            async move { pause_and_wait(&consumer, backoff, &mut shutdown, &held, faults).await }
         };
         match processor.process(&batch, waiter).await {
             Ok(_report) => {
@@ -115,6 +120,12 @@ pub async fn run(
         }
     }
 }
+
+/// The faults the consumer's seeks obey (tests only, feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+type SeekFaults = crate::pipeline::faults::Faults;
+#[cfg(not(feature = "fault-injection"))]
+type SeekFaults = ();
 
 /// Records polled during a pause whose seek back failed: they open the next batch.
 type Held = Arc<std::sync::Mutex<Vec<OwnedMessage>>>;
@@ -165,12 +176,9 @@ async fn pause_and_wait(
     backoff: Duration,
     shutdown: &mut watch::Receiver<bool>,
     held: &Held,
+    faults: SeekFaults,
 ) -> bool {
-    if let Ok(assignment) = consumer.assignment() {
-        if let Err(e) = consumer.pause(&assignment) {
-            warn!(cause = %e, "pausing partitions failed");
-        }
-    }
+    pause_all(consumer);
     let deadline = tokio::time::Instant::now() + backoff;
     loop {
         tokio::select! {
@@ -179,20 +187,51 @@ async fn pause_and_wait(
             () = tokio::time::sleep_until(deadline) => return true,
             received = consumer.recv() => {
                 // Paused partitions deliver nothing; a record here comes from a
-                // partition assigned during the outage and is re-read after
-                // resume, since its offset is neither stored nor committed.
-                // If the seek fails, the record is kept for the next batch.
+                // partition assigned during the outage.
                 if let Ok(m) = received {
-                    let seek = consumer.seek(m.topic(), m.partition(), rdkafka::Offset::Offset(m.offset()), Duration::from_secs(1));
-                    if let Err(e) = seek {
-                        warn!(cause = %e, partition = m.partition(), offset = m.offset(), "seek back failed; holding the record for the next batch");
-                        lock(held).push(m.detach());
-                    }
-                    if let Ok(assignment) = consumer.assignment() {
-                        let _ = consumer.pause(&assignment);
-                    }
+                    seek_back_or_hold(consumer, m, held, &faults);
+                    pause_all(consumer);
                 }
             }
+        }
+    }
+}
+
+/// A record polled while paused is sought back, so it is re-read after
+/// resume (its offset is neither stored nor committed). If the seek fails,
+/// the position is already past it: the record is held for the next batch.
+fn seek_back_or_hold(
+    consumer: &GroupConsumer,
+    m: BorrowedMessage<'_>,
+    held: &Held,
+    faults: &SeekFaults,
+) {
+    let _ = faults;
+    #[cfg(feature = "fault-injection")]
+    let seek = if crate::pipeline::faults::seek_fails(faults) {
+        Err(rdkafka::error::KafkaError::Seek(
+            "injected seek failure".into(),
+        ))
+    } else {
+        seek_back(consumer, &m)
+    };
+    #[cfg(not(feature = "fault-injection"))]
+    let seek = seek_back(consumer, &m);
+    if let Err(e) = seek {
+        warn!(cause = %e, partition = m.partition(), offset = m.offset(), "seek back failed; holding the record for the next batch");
+        lock(held).push(m.detach());
+    }
+}
+
+fn seek_back(consumer: &GroupConsumer, m: &BorrowedMessage<'_>) -> KafkaResult<()> {
+    let to = rdkafka::Offset::Offset(m.offset());
+    consumer.seek(m.topic(), m.partition(), to, Duration::from_secs(1))
+}
+
+fn pause_all(consumer: &GroupConsumer) {
+    if let Ok(assignment) = consumer.assignment() {
+        if let Err(e) = consumer.pause(&assignment) {
+            warn!(cause = %e, "pausing partitions failed");
         }
     }
 }

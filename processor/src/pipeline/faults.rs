@@ -3,30 +3,53 @@
 //! builds do not contain this module).
 //!
 //! Guarantee: with [`Faults::default`] these entry points behave exactly as
-//! [`super::run_batch`] and [`super::run_workspace`]. A `fail_after` step
-//! fails the run with [`StoreError::Injected`] right after that step has
-//! written (as a crash would); a `refuse_message` id fails, with the
-//! permanent [`StoreError::InjectedPermanent`], every run holding that
-//! message, before anything is written. A `stop_after` step stops the whole
-//! OS process with SIGSTOP right after that step has written, once per
-//! process (a real zombie: librdkafka's threads freeze too, so the group
-//! evicts it); after SIGCONT the batch goes on, and each later step of it
-//! logs `fault: the stopped batch went on` so a test can tell when its
-//! stale writes were sent. The binary reads it from [`STOP_AFTER_ENV`].
+//! [`super::run_batch`] and [`super::run_workspace`], and the consumer seeks
+//! as it would. Each fault, when set:
+//! - `fail_after` fails the run with [`StoreError::Injected`] right after
+//!   that step has written (as a crash would);
+//! - `fail_within: (step, n)` lets exactly `n` writes (requests) of that
+//!   step's wave land, one at a time, and fails the run with
+//!   [`StoreError::InjectedWithin`] before the others are sent (the store's
+//!   [`WriteGate`]); a wave of `n` writes or fewer lands whole and the run
+//!   fails as the step closes;
+//! - `refuse_message` fails, with the permanent
+//!   [`StoreError::InjectedPermanent`], every run holding that message,
+//!   before anything is written;
+//! - `outage` fails every run, before anything is written, with the
+//!   transient [`StoreError::InjectedOutage`] while the switch is on (the
+//!   consumer pauses and retries, as during a database outage);
+//! - `fail_seeks` makes every seek of the consumer report failure without
+//!   seeking (the position stays past the record, as after a real failed
+//!   seek), counting each one;
+//! - `stop_after` stops the whole OS process with SIGSTOP right after that
+//!   step has written, once per process (a real zombie: librdkafka's threads
+//!   freeze too, so the group evicts it); after SIGCONT the batch goes on,
+//!   and each later step of it logs `fault: the stopped batch went on` so a
+//!   test can tell when its stale writes were sent. The binary reads it from
+//!   [`STOP_AFTER_ENV`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shared::webhook::Event;
 
 use super::{BatchOutcome, Outcome, Step, StepTimer, WorkspaceRecords};
 use crate::decode::DecodedRecord;
-use crate::store::{DbStats, Store, StoreError};
+use crate::store::{DbStats, Store, StoreError, WriteGate};
 
 /// The faults to inject.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     /// Crash right after this step has written.
     pub fail_after: Option<Step>,
+    /// Crash inside this step's wave, once this many of its writes have landed.
+    pub fail_within: Option<(Step, usize)>,
     /// Refuse, as a permanent database error, every run holding this message id.
     pub refuse_message: Option<&'static str>,
+    /// While on, every run fails with a transient database error.
+    pub outage: Option<&'static AtomicBool>,
+    /// Every seek fails, unperformed; each is counted here.
+    pub fail_seeks: Option<&'static AtomicUsize>,
     /// Stop the process (SIGSTOP) right after this step has written, once.
     pub stop_after: Option<Step>,
 }
@@ -49,13 +72,13 @@ impl Faults {
 }
 
 /// Whether this process has already stopped itself.
-static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 /// Stops this process with SIGSTOP (through `kill`, without unsafe code)
 /// the first time it is called; returns whether it did. The call returns
 /// once the process is continued.
 pub(super) fn stop_once() -> bool {
-    if STOPPED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+    if STOPPED.swap(true, Ordering::SeqCst) {
         return false;
     }
     tracing::warn!("fault: stopping this process (SIGSTOP) mid-batch");
@@ -81,10 +104,20 @@ pub async fn run_batch(
             return Err(StoreError::InjectedPermanent(id));
         }
     }
+    if faults.outage.is_some_and(|on| on.load(Ordering::SeqCst)) {
+        return Err(StoreError::InjectedOutage);
+    }
     let timer = StepTimer::new(stats)
         .failing_after(faults.fail_after)
         .stopping_after(faults.stop_after);
-    super::run_steps(store, batch, timer).await
+    match faults.fail_within {
+        Some((step, landing)) => {
+            let gate = Arc::new(WriteGate::new(step.as_str(), landing));
+            let gated = store.with_gate(Arc::clone(&gate));
+            super::run_steps(&gated, batch, timer.failing_within(step, gate)).await
+        }
+        None => super::run_steps(store, batch, timer).await,
+    }
 }
 
 /// [`super::run_workspace`], with `faults`.
@@ -97,4 +130,12 @@ pub async fn run_workspace(
 ) -> Result<Outcome, StoreError> {
     let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
     Ok(batch.workspaces.pop().unwrap_or_default())
+}
+
+/// Whether the consumer's seek must fail (unperformed); counts the failure.
+pub fn seek_fails(faults: &Faults) -> bool {
+    faults.fail_seeks.is_some_and(|failed| {
+        failed.fetch_add(1, Ordering::SeqCst);
+        true
+    })
 }

@@ -43,15 +43,17 @@ pub mod messages;
 pub mod plan;
 mod reactions;
 mod statuses;
+mod timer;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
 use conversations::{ConversationState, ConversationUpdate};
 use message_index::IndexEntry;
 use plan::{MessageDraft, Plan};
+use timer::StepTimer;
 use uuid::Uuid;
 
 /// The pipeline's steps, in order. Names are metric label values.
@@ -369,75 +371,4 @@ async fn apply_changes(
         reactions::write(store, ws, &plan.reactions, &plan.account_events, at, stats),
     )?;
     Ok((statuses, amendments))
-}
-
-struct StepTimer<'a> {
-    stats: &'a DbStats,
-    /// Tests only: the step after which the run fails.
-    #[cfg(feature = "fault-injection")]
-    fail_after: Option<Step>,
-    /// Tests only: the step after which the process stops itself, and
-    /// whether this run did.
-    #[cfg(feature = "fault-injection")]
-    stop_after: (Option<Step>, bool),
-    started: Instant,
-    requests_before: u64,
-    durations: Vec<(Step, Duration)>,
-    round_trips: u64,
-}
-
-impl<'a> StepTimer<'a> {
-    fn new(stats: &'a DbStats) -> Self {
-        StepTimer {
-            stats,
-            #[cfg(feature = "fault-injection")]
-            fail_after: None,
-            #[cfg(feature = "fault-injection")]
-            stop_after: (None, false),
-            started: Instant::now(),
-            requests_before: stats.requests(),
-            durations: Vec::with_capacity(Step::ALL.len()),
-            round_trips: 0,
-        }
-    }
-
-    #[cfg(feature = "fault-injection")]
-    fn failing_after(self, fail_after: Option<Step>) -> Self {
-        StepTimer { fail_after, ..self }
-    }
-
-    #[cfg(feature = "fault-injection")]
-    fn stopping_after(self, stop_after: Option<Step>) -> Self {
-        StepTimer {
-            stop_after: (stop_after, false),
-            ..self
-        }
-    }
-
-    /// Closes a step: records its duration, counts its round trip if it sent
-    /// anything, and (tests only) fails if a fault is injected here.
-    fn finish(&mut self, step: Step) -> Result<(), StoreError> {
-        let now = Instant::now();
-        self.durations.push((step, now - self.started));
-        self.started = now;
-        let requests = self.stats.requests();
-        if requests > self.requests_before {
-            self.stats.add_round_trip();
-            self.round_trips += 1;
-        }
-        self.requests_before = requests;
-        #[cfg(feature = "fault-injection")]
-        {
-            if self.stop_after.1 {
-                tracing::warn!(step = step.as_str(), "fault: the stopped batch went on");
-            }
-            if self.stop_after.0 == Some(step) && faults::stop_once() {
-                self.stop_after.1 = true;
-            }
-            if self.fail_after == Some(step) {
-                return Err(StoreError::Injected(step.as_str()));
-            }
-        }
-        Ok(())
-    }
 }

@@ -38,6 +38,16 @@ pub enum StoreError {
     #[cfg(feature = "fault-injection")]
     #[error("injected failure after step {0}")]
     Injected(&'static str),
+    /// Tests only (feature `fault-injection`): a crash inside the wave of a
+    /// step, after `landed` of its writes.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected failure in step {step} after {landed} of its writes")]
+    InjectedWithin { step: &'static str, landed: usize },
+    /// Tests only (feature `fault-injection`): a transient failure, as an
+    /// unavailable database gives; the consumer waits and retries.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected database outage")]
+    InjectedOutage,
     /// Tests only (feature `fault-injection`): a permanent refusal of the
     /// records holding a message id.
     #[cfg(feature = "fault-injection")]
@@ -54,7 +64,9 @@ impl StoreError {
             #[cfg(feature = "fault-injection")]
             StoreError::InjectedPermanent(_) => true,
             #[cfg(feature = "fault-injection")]
-            StoreError::Injected(_) => false,
+            StoreError::Injected(_)
+            | StoreError::InjectedWithin { .. }
+            | StoreError::InjectedOutage => false,
             StoreError::Rows { .. }
             | StoreError::Connect { .. }
             | StoreError::SchemaAgreement(_) => false,
@@ -146,6 +158,7 @@ mod tests {
     #[test]
     fn an_injected_crash_is_transient_and_an_injected_refusal_permanent() {
         assert!(!StoreError::Injected("x").is_permanent());
+        assert!(!StoreError::InjectedOutage.is_permanent());
         assert!(StoreError::InjectedPermanent("m").is_permanent());
     }
 }

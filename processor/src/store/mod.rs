@@ -12,6 +12,8 @@
 //! - [`rows`]: the named rows the statements bind and read.
 //! - Every request is counted in a [`DbStats`], so the pipeline can report
 //!   statements and sequential round trips per micro-batch.
+//! - Tests only (feature `fault-injection`): a [`WriteGate`] that lets a
+//!   set number of a wave's writes land and refuses the rest unsent.
 //!
 //! Guarantees: all statements are idempotent upserts (marked as such, so the
 //! driver may retry them); no statement text is built per request; the
@@ -19,11 +21,15 @@
 //! `cql.max_concurrent_requests`.
 
 mod error;
+#[cfg(feature = "fault-injection")]
+mod gate;
 pub mod rows;
 mod schema;
 mod statements;
 
 pub use error::StoreError;
+#[cfg(feature = "fault-injection")]
+pub use gate::WriteGate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,6 +96,9 @@ pub struct Store {
     /// `cql.max_concurrent_requests` permits: the bound on requests in
     /// flight across every concurrent lookup and write of this store.
     in_flight: Arc<Semaphore>,
+    /// Tests only: the gate that crashes a run inside a wave.
+    #[cfg(feature = "fault-injection")]
+    gate: Option<Arc<WriteGate>>,
 }
 
 impl Store {
@@ -108,7 +117,18 @@ impl Store {
             statements: Arc::new(statements),
             in_flight: Arc::new(Semaphore::new(cfg.max_concurrent_requests.max(1))),
             cfg: cfg.clone(),
+            #[cfg(feature = "fault-injection")]
+            gate: None,
         })
+    }
+
+    /// Tests only: this store, its writes passing through `gate`.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_gate(&self, gate: Arc<WriteGate>) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self.clone()
+        }
     }
 
     pub fn statements(&self) -> &Statements {
@@ -229,7 +249,29 @@ impl Store {
         query_rows(&self.session, what, statement, values).await
     }
 
+    /// One request of a write; under an armed [`WriteGate`] (tests only), it
+    /// waits for its turn or is refused unsent.
     async fn write_batch<V: SerializeRow>(
+        &self,
+        what: &'static str,
+        statement: &PreparedStatement,
+        values: Vec<V>,
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        #[cfg(feature = "fault-injection")]
+        let turn = match &self.gate {
+            Some(gate) => gate.admit().await?,
+            None => None,
+        };
+        let result = self.send_batch(what, statement, values, timestamp).await;
+        #[cfg(feature = "fault-injection")]
+        if let (Ok(()), Some(turn)) = (&result, turn) {
+            turn.landed();
+        }
+        result
+    }
+
+    async fn send_batch<V: SerializeRow>(
         &self,
         what: &'static str,
         statement: &PreparedStatement,
@@ -363,44 +405,5 @@ pub async fn open_session(cfg: &CqlConfig) -> Result<Arc<Session>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(p: &str, bytes: usize, v: u32) -> RowWrite<u32> {
-        RowWrite {
-            partition: p.into(),
-            estimated_bytes: bytes,
-            values: v,
-        }
-    }
-
-    #[test]
-    fn rows_of_one_partition_share_a_batch() {
-        let batches = chunk_rows(
-            vec![row("a", 10, 1), row("b", 10, 2), row("a", 10, 3)],
-            1000,
-            100,
-        );
-        assert_eq!(batches, vec![vec![1, 3, 2]]);
-    }
-
-    #[test]
-    fn batches_respect_the_byte_and_statement_limits() {
-        let rows: Vec<_> = (0..10).map(|i| row("p", 100, i)).collect();
-        let batches = chunk_rows(rows, 250, 100);
-        assert_eq!(batches.len(), 5);
-        assert!(batches.iter().all(|b| b.len() == 2));
-        let rows: Vec<_> = (0..10).map(|i| row(&i.to_string(), 1, i)).collect();
-        assert_eq!(chunk_rows(rows, 1_000_000, 3).len(), 4);
-    }
-
-    #[test]
-    fn an_oversized_row_travels_alone() {
-        let batches = chunk_rows(
-            vec![row("a", 10, 1), row("b", 5000, 2), row("c", 10, 3)],
-            100,
-            100,
-        );
-        assert_eq!(batches, vec![vec![1], vec![2], vec![3]]);
-    }
-}
+#[path = "chunk_tests.rs"]
+mod tests;
