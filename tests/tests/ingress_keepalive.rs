@@ -137,6 +137,14 @@ async fn requests_on_keep_alive_connections_across_a_broker_restart_are_all_answ
         }
     };
     poll::until("a first round of 200s", WAIT, ok_at_least(SENDERS * 2)).await?;
+    let probe = app
+        .post_kapso(&kapso_message_body(ACME_PHONE, "probe"))
+        .await?;
+    assert_eq!(
+        probe.headers().get("keep-alive").map(|v| v.as_bytes()),
+        Some(&b"timeout=119"[..]),
+        "the idle timeout (120 s by default) is advertised"
+    );
 
     let kafka = RestartOnDrop::stop("kafka-stop", "kafka-start").await?;
     poll::until("503s while the broker is down", WAIT, || async {
