@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::IngressConfig;
 use crate::handlers::AppState;
+use crate::keepalive::KeepAlive;
 use crate::metrics::{IngressMetrics, ListenerLabel};
 use crate::producer::{
     KafkaWriter, Topics, connection_config, create_producer, largest_record_bytes,
@@ -237,7 +238,10 @@ async fn serve_webhooks(
     };
     let options = ServerOptions {
         listener: ListenerLabel::Webhooks,
-        header_read_timeout: config.header_read_timeout,
+        keep_alive: KeepAlive {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+        },
         max_connections: config.max_connections,
         max_connections_per_client: config.max_connections_per_client,
         drain_timeout: config.shutdown_timeout,
@@ -259,7 +263,10 @@ fn serve_admin(
 ) -> JoinHandle<()> {
     let options = ServerOptions {
         listener: ListenerLabel::Admin,
-        header_read_timeout: config.admin_header_read_timeout,
+        keep_alive: KeepAlive {
+            header_read_timeout: config.admin_header_read_timeout,
+            idle_timeout: config.admin_idle_timeout,
+        },
         max_connections: config.admin_max_connections,
         // Scrapers and probes are few and trusted: the cap is the only limit.
         max_connections_per_client: config.admin_max_connections,

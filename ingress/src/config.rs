@@ -42,6 +42,10 @@ pub struct IngressConfig {
     /// How long an admin client may take to send the request line and headers.
     #[serde(with = "humantime_serde")]
     pub admin_header_read_timeout: Duration,
+    /// How long an idle admin connection stays open between requests (see
+    /// `idle_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub admin_idle_timeout: Duration,
     /// On shutdown: how long admin requests in flight may take to finish;
     /// then the remaining admin connections are closed.
     #[serde(with = "humantime_serde")]
@@ -82,6 +86,11 @@ pub struct IngressConfig {
     /// How long a client may take to send the request line and headers.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection stays open between requests;
+    /// advertised to clients as `Keep-Alive: timeout=N`, N one second under
+    /// it. At least 2s.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Most connections served at once; further connections get a fast 503
     /// (`Retry-After`, `Connection: close`). Bounds memory to about
     /// `max_connections * max_body_bytes`.
@@ -144,6 +153,16 @@ impl IngressConfig {
             ("admin_shutdown_timeout", self.admin_shutdown_timeout),
         ] {
             require_positive_duration(name, value)?;
+        }
+        for (name, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("admin_idle_timeout", self.admin_idle_timeout),
+        ] {
+            if value < Duration::from_secs(2) {
+                return Err(invalid(&format!(
+                    "{name} must be at least 2s (clients are told one second less)"
+                )));
+            }
         }
         if self.ack_timeout > Duration::from_secs(300) {
             return Err(invalid("ack_timeout must be at most 5m"));

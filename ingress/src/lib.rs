@@ -17,8 +17,10 @@
 //! - [`app`]: [`Application::build`] (binds ports, port 0 for tests) and
 //!   `run_until_stopped` (graceful shutdown, producer flush).
 //! - [`server`]: the connection loop of both listeners (webhooks, admin):
-//!   hyper connections with a header read timeout, the drain deadline; the
-//!   request log line and request metrics.
+//!   hyper connections, the drain deadline; the request log line and request
+//!   metrics.
+//! - [`keepalive`]: each connection's header read deadline and its separate,
+//!   advertised idle timeout between requests.
 //! - [`admission`]: connection caps (total and per client) and the fast 503
 //!   that refuses connections over them.
 //! - [`routes`]: warp filters, the bounded body reader, `handle_rejection`.
@@ -38,6 +40,7 @@ pub mod admission;
 pub mod app;
 pub mod config;
 pub mod handlers;
+pub mod keepalive;
 pub mod metrics;
 pub mod producer;
 pub mod readiness;

@@ -2,10 +2,14 @@
 //! for both listeners (webhooks and admin), plus the per-request log line
 //! and metrics of the webhook listener.
 //!
-//! Why not `warp::serve`: warp 0.4's server sets no timer, so hyper's header
-//! read timeout is not in effect and a client could hold a connection open by
-//! sending headers slowly. Here each connection gets `header_read_timeout`
-//! (bodies are bounded by the body reader in [`crate::routes`]).
+//! Why not `warp::serve`: it bounds neither the request head nor idle
+//! keep-alive connections. Here each connection gets the keep-alive policy of
+//! [`crate::keepalive`]: `header_read_timeout` runs only while a request head
+//! arrives (bodies are bounded by the body reader in [`crate::routes`]), and
+//! an idle connection is closed after `idle_timeout`, which every keep-alive
+//! answer advertises (`Keep-Alive: timeout=N`, N one second under it). hyper's
+//! own header timer is off: it also runs between requests and so closed idle
+//! connections under clients reusing them (their requests got no answer).
 //!
 //! Guarantees: at most `max_connections` connections are served at once, at
 //! most `max_connections_per_client` of them to one source IP address; a
@@ -15,7 +19,9 @@
 //! bounded work ([`crate::admission`]), so it never waits in the listen
 //! backlog. A request head over about [`MAX_HEAD_BYTES`] gets 431, never
 //! reaching a handler. A response carrying `Connection: close` (a 401 does)
-//! closes its connection. On stop, the listener closes first, in-flight
+//! closes its connection. A request sent on a connection within its advertised
+//! keep-alive timeout is answered: the server never closes an idle
+//! connection sooner. On stop, the listener closes first, in-flight
 //! requests finish (idle keep-alive connections are closed) up to
 //! `drain_timeout`, and then every connection still open is closed: no
 //! connection outlives the deadline. On the webhook listener, every answered
@@ -25,11 +31,12 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use shared::shutdown::Shutdown;
@@ -40,6 +47,7 @@ use warp::reply::Response;
 
 use crate::admission::{Admission, Admitted, Refusals};
 use crate::handlers::Outcome;
+use crate::keepalive::{KeepAlive, Stage, Watch, WatchedIo};
 use crate::metrics::{IngressMetrics, ListenerLabel, RouteLabel};
 
 /// hyper's read-buffer limit, which bounds the request head (request line
@@ -56,7 +64,8 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 pub struct ServerOptions {
     /// Which listener this is (metrics label; only webhooks count requests).
     pub listener: ListenerLabel,
-    pub header_read_timeout: Duration,
+    /// The head deadline and the idle timeout of each connection.
+    pub keep_alive: KeepAlive,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     /// On stop: how long in-flight requests may take before every
@@ -98,35 +107,86 @@ pub async fn serve<F>(
                 continue;
             }
         };
-        let service = service.clone();
-        let metrics = metrics.clone();
-        let handle = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let service = service.clone();
-            let metrics = metrics.clone();
-            async move {
-                if observed {
-                    observe(req, &service, &metrics).await
-                } else {
-                    hyper::service::Service::call(&service, req).await
-                }
-            }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .serve_connection(TokioIo::new(stream), handle);
-        let connection = graceful.watch(connection);
-        tokio::spawn(run_connection(connection, slot, deadline_passed.clone()));
+        spawn_connection(
+            stream,
+            &service,
+            &metrics,
+            observed,
+            options.keep_alive,
+            slot,
+            (&graceful, &deadline_passed),
+        );
     }
     drop(listener);
     drain(graceful, options).await;
     deadline_passed.trigger();
 }
 
-/// Runs one connection until it ends or the drain deadline passes (then
-/// drops it, which closes the socket); frees its slot either way.
-async fn run_connection<C>(connection: C, slot: Admitted, deadline_passed: Shutdown)
+/// Serves one admitted connection in its own task, under its keep-alive
+/// deadlines, the graceful stop and the drain deadline.
+fn spawn_connection<S>(
+    stream: TcpStream,
+    service: &S,
+    metrics: &IngressMetrics,
+    observed: bool,
+    keep_alive: KeepAlive,
+    slot: Admitted,
+    (graceful, drain): (&GracefulShutdown, &Shutdown),
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let watch = Watch::new();
+    let service = service.clone();
+    let metrics = metrics.clone();
+    let watched = Arc::clone(&watch);
+    let handle = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (service, metrics, watch) = (service.clone(), metrics.clone(), watched.clone());
+        async move {
+            watch.request_started();
+            let mut answer = if observed {
+                observe(req, &service, &metrics).await
+            } else {
+                hyper::service::Service::call(&service, req).await
+            };
+            if let Ok(response) = answer.as_mut() {
+                keep_alive.advertise(response);
+            }
+            watch.answered();
+            answer
+        }
+    });
+    let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&watch)));
+    let connection = http1::Builder::new()
+        // hyper's header timer also runs between requests: off (see above).
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, handle);
+    let connection = graceful.watch(connection);
+    let deadlines = Deadlines {
+        watch,
+        keep_alive,
+        drain: drain.clone(),
+    };
+    tokio::spawn(run_connection(connection, slot, deadlines));
+}
+
+/// What may end a connection besides its client.
+struct Deadlines {
+    watch: Arc<Watch>,
+    keep_alive: KeepAlive,
+    /// Fires at the drain deadline on stop.
+    drain: Shutdown,
+}
+
+/// Runs one connection until it ends, its head or idle deadline passes, or
+/// the drain deadline passes (then drops it, which closes the socket); frees
+/// its slot either way.
+async fn run_connection<C>(connection: C, slot: Admitted, deadlines: Deadlines)
 where
     C: Future<Output = hyper::Result<()>>,
 {
@@ -134,7 +194,11 @@ where
         ended = connection => if let Err(err) = ended {
             tracing::debug!(cause = %err, "connection ended with an error");
         },
-        () = deadline_passed.wait() => tracing::debug!("connection closed at the drain deadline"),
+        expired = deadlines.watch.expired(deadlines.keep_alive) => match expired {
+            Stage::Idle => tracing::debug!("idle connection closed at its keep-alive timeout"),
+            _ => tracing::debug!("connection closed: request head not received in time"),
+        },
+        () = deadlines.drain.wait() => tracing::debug!("connection closed at the drain deadline"),
     }
     drop(slot);
 }
