@@ -223,7 +223,13 @@ impl Clocks {
                     .store
                     .read("partition clock", &s.clock_by_partition, key, &stats)
                     .await?;
-                won.first().and_then(|r| r.base_us).unwrap_or(proposed)
+                // Never a base of our own: every processor must use the stored one.
+                won.first()
+                    .and_then(|r| r.base_us)
+                    .ok_or(StoreError::Rows {
+                        what: "partition clock",
+                        message: "no base after its insert".into(),
+                    })?
             }
         };
         lock(&self.bases).insert(partition, base);

@@ -122,7 +122,7 @@ pub async fn rebase(
     })
 }
 
-/// Writes the new bases and layout at timestamp `first_clock`, above every
+/// Writes the new bases and layout just below `first_clock`, above every
 /// timestamp these rows were written at before.
 async fn write(
     store: &Store,
@@ -134,9 +134,11 @@ async fn write(
     epoch: i32,
 ) -> Result<(), StoreError> {
     let s = store.statements();
+    // One below the first new clock: the first progress note after the
+    // rebase (written at its record's clock) must win, not tie.
     let at = |statement: &scylla::statement::prepared::PreparedStatement| {
         let mut statement = statement.clone();
-        statement.set_timestamp(Some(first_clock));
+        statement.set_timestamp(Some(first_clock - 1));
         statement
     };
     let failed = |source| StoreError::Execute {

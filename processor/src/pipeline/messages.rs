@@ -8,7 +8,10 @@
 //! Messages go in unlogged batches grouped by their (workspace, conversation,
 //! month) partition; index rows follow in the same round trip. A message
 //! takes the status, edit and revoke its index row already holds (they
-//! arrived first), so arrival order never matters.
+//! arrived first), so arrival order never matters, folded with those of the
+//! batch itself: a row's values then reflect every record up to the batch's
+//! last, as its write clock says (a re-run of fewer records, at a lower
+//! clock, cannot be needed to complete it).
 
 use std::collections::HashMap;
 
@@ -87,18 +90,49 @@ pub fn message_row(
     }
 }
 
+/// What each fresh message's row should hold: its index entry with the
+/// batch's own statuses and amendments of it folded in (pure).
+pub fn with_batch_changes(
+    plan: &Plan,
+    fresh: &[&MessageDraft],
+    index: &HashMap<String, IndexEntry>,
+) -> HashMap<String, IndexEntry> {
+    let mut folded: HashMap<String, IndexEntry> = fresh
+        .iter()
+        .map(|m| {
+            let id = &m.event.message_id;
+            (id.clone(), index.get(id).cloned().unwrap_or_default())
+        })
+        .collect();
+    for change in super::statuses::plan_changes(&plan.statuses, index, fresh) {
+        if let Some(entry) = folded.get_mut(&change.message_id) {
+            entry.status_rank = change.status.rank();
+        }
+    }
+    for (id, change) in super::amendments::plan_changes(&plan.amendments, index, fresh) {
+        if let Some(entry) = folded.get_mut(&id) {
+            if change.edit.is_some() {
+                entry.edit = change.edit;
+            }
+            entry.revoked_at_ms = change.revoked_at_ms.or(entry.revoked_at_ms);
+        }
+    }
+    folded
+}
+
 /// Inserts the new messages and their index rows: one sequential round trip.
 pub async fn insert(
     store: &Store,
     workspace_id: &str,
-    fresh: &[&MessageDraft],
+    (plan, fresh): (&Plan, &[&MessageDraft]),
     index: &HashMap<String, IndexEntry>,
     at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
+    let folded = with_batch_changes(plan, fresh, index);
     let messages = fresh
         .iter()
-        .map(|m| message_row(workspace_id, m, index.get(&m.event.message_id)))
+        .map(|m| message_row(workspace_id, m, folded.get(&m.event.message_id)))
         .collect();
     let locations = fresh
         .iter()

@@ -26,10 +26,13 @@
 //!
 //! Fencing: every write of a workspace's share of the batch carries the
 //! write clock of its last record plus its step's slot ([`Step::slot`],
-//! [`crate::clocks`]) as its client timestamp. A processor that lost its
-//! partitions mid-batch therefore cannot overwrite its successor's rows: the
-//! successor's writes come from the same or later records, so they carry
-//! equal timestamps with equal values, or larger ones.
+//! [`crate::clocks`]) as its client timestamp, and every value a batch
+//! writes reflects all of its records (step 6 folds the batch's own
+//! statuses and edits into the rows it inserts). A write at a higher clock
+//! therefore never holds less than one at a lower clock: a processor that
+//! lost its partitions mid-batch cannot overwrite its successor's newer
+//! rows, and a re-run of fewer records after a crash never needs to
+//! overwrite what the crashed attempt wrote.
 
 mod amendments;
 mod contacts;
@@ -323,7 +326,7 @@ async fn find_and_insert_messages<'p>(
             .map(|((((ws, p), (f, _)), i), (u, c))| async move {
                 let at = p.write_clock(Step::InsertMessages);
                 futures::try_join!(
-                    messages::insert(store, ws, f, i, at, stats),
+                    messages::insert(store, ws, (p, f), i, at, stats),
                     inbox_rows::write_moves(store, ws, u, c, at, stats),
                 )
                 .map(|_| ())

@@ -1,0 +1,113 @@
+//! A crashed batch re-run in smaller batches. Writes carry the write clock
+//! of their batch's last record (`processor::clocks`), so a re-run that
+//! reads fewer records writes at a lower clock than the crashed attempt did;
+//! whatever the crashed attempt wrote must therefore already hold every
+//! record up to its batch's last. Here the attempt inserts a message whose
+//! status and edit arrive in the same batch, crashes after step 6, and a
+//! processor reading one or two records at a time takes over: the rows must
+//! equal a clean run's (before the fix, the message row kept no status and
+//! its unedited body for good).
+
+use std::time::Duration;
+
+use inboxflow_tests::poll;
+use inboxflow_tests::processor::ProcessorEnv;
+use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
+use processor::pipeline::{Step, faults::Faults};
+
+const WAIT: Duration = Duration::from_secs(90);
+const WORKSPACE: &str = "ws_rerun";
+const PHONE_NUMBER_ID: &str = "pn-rerun";
+const CONTACT: &str = "5511955550000";
+
+fn edit_body(target: &str, text: &str, at: i64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "1", "phone_number_id": PHONE_NUMBER_ID},
+            "messages": [{
+                "from": CONTACT, "id": format!("wamid.edit.{target}"),
+                "timestamp": at.to_string(), "type": "edit",
+                "edit": {"original_message_id": target,
+                         "message": {"type": "text", "text": {"body": text}}}
+            }]
+        }}]}]
+    }))
+    .expect("a JSON body")
+}
+
+/// The records: a message, its `read` status, an edit of it, then another message.
+fn records() -> Vec<Vec<u8>> {
+    let status = Status {
+        id: "wamid.r0".into(),
+        status: "read",
+        timestamp: 1_700_000_010,
+        recipient: CONTACT.into(),
+    };
+    vec![
+        meta_body(
+            PHONE_NUMBER_ID,
+            &[Inbound::new("wamid.r0", CONTACT, 1_700_000_000)],
+            &[],
+        ),
+        meta_body(PHONE_NUMBER_ID, &[], &[status]),
+        edit_body("wamid.r0", "edited", 1_700_000_020),
+        meta_body(
+            PHONE_NUMBER_ID,
+            &[Inbound::new("wamid.r1", CONTACT, 1_700_000_030)],
+            &[],
+        ),
+    ]
+}
+
+/// Runs the records (crashing first after step 6 in one batch when
+/// `crash`, then in batches of `rerun_batch`) and returns the snapshot.
+async fn run(crash: bool, rerun_batch: usize) -> anyhow::Result<Vec<String>> {
+    let mut env = ProcessorEnv::new(1).await?;
+    for body in records() {
+        env.produce_meta(WORKSPACE, PHONE_NUMBER_ID, &body).await?;
+    }
+    if crash {
+        let faults = Faults {
+            fail_after: Some(Step::InsertMessages),
+            ..Faults::default()
+        };
+        let crashing = env.start(faults).await?;
+        let ended = tokio::time::timeout(WAIT, crashing.join()).await?;
+        assert!(ended.is_err(), "the first processor must stop on the crash");
+    }
+    env.cfg.consumer.max_records = rerun_batch;
+    let clean = env.start(Faults::default()).await?;
+    let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
+    poll::until("the group to commit every record", WAIT, || async {
+        let committed = inboxflow_tests::faults::check::committed(group, topic).await?;
+        Ok((committed.get(&0) == Some(&4)).then_some(()))
+    })
+    .await?;
+    clean.stop().await?;
+    let snapshot = env.snapshot().await?;
+    env.cleanup().await?;
+    Ok(snapshot)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_batch_re_run_in_smaller_batches_ends_as_a_clean_run() -> anyhow::Result<()> {
+    let clean = run(false, 10).await?;
+    let message = clean
+        .iter()
+        .find(|r| r.starts_with("messages ") && r.contains("wamid.r0"))
+        .expect("sanity: the message is stored");
+    assert!(
+        message.contains("\"status\": \"read\"") && message.contains("\"body\": \"edited\""),
+        "sanity: the clean run's row is read and edited: {message}"
+    );
+    for rerun_batch in [1, 2, 3] {
+        let after = run(true, rerun_batch).await?;
+        assert_eq!(
+            after, clean,
+            "rows differ after a crash and a re-run in batches of {rerun_batch}"
+        );
+    }
+    Ok(())
+}
