@@ -115,6 +115,8 @@ impl ClockError {
 struct LayoutRow {
     partitions: Option<i32>,
     epoch: Option<i32>,
+    /// The write timestamp of `partitions` (a rebase must write above it).
+    written_at: Option<i64>,
 }
 
 #[derive(Debug, DeserializeRow)]

@@ -55,6 +55,9 @@ struct PartitionRow {
     partition: i32,
     base_us: Option<i64>,
     last_offset: Option<i64>,
+    /// The write timestamp of `base_us`: the first base came from an
+    /// `IF NOT EXISTS`, timed by its coordinator's clock, not by a clock.
+    written_at: Option<i64>,
 }
 
 /// Rebases `topic`'s clocks (see the module doc); `probe` reads the
@@ -97,11 +100,16 @@ pub async fn rebase(
         }
         starts.push(start);
     }
-    let written = rows
+    // Above every clock written, and above the timestamps of the rows this
+    // rebase overwrites (so a host clock behind theirs cannot shadow it).
+    let clocks = rows
         .iter()
-        .filter_map(|r| Some(clock_at(r.base_us?, r.last_offset.unwrap_or(0) + 1)))
-        .max()
-        .unwrap_or(0);
+        .filter_map(|r| Some(clock_at(r.base_us?, r.last_offset.unwrap_or(0) + 1)));
+    let stamps = rows
+        .iter()
+        .filter_map(|r| r.written_at)
+        .chain(layout.first().and_then(|l| l.written_at));
+    let written = clocks.chain(stamps).max().unwrap_or(0);
     let first_clock = now_us().max(written + SLOTS_PER_RECORD);
     write(
         store,

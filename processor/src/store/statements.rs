@@ -102,13 +102,15 @@ statements! { q;
     activity_delete = q.delete("conversation_activity", ACTIVITY_KEY);
     insert_account_event = q.insert("account_events", "workspace_id, bucket, occurred_at, \
         event_id, source, account_id, field, value");
-    layout_by_topic = q.select_one("partitions, epoch", "topic_layouts", "topic = ?");
+    layout_by_topic = q.select_one("partitions, epoch, WRITETIME(partitions) AS written_at",
+        "topic_layouts", "topic = ?");
     insert_layout = format!("{} IF NOT EXISTS",
         q.insert("topic_layouts", "topic, partitions"));
     set_layout = q.update("topic_layouts", "partitions = ?, epoch = ?", "topic = ?");
     clock_by_partition = q.select_one("base_us, last_offset", "partition_clocks",
         CLOCK_KEY);
-    clocks_by_topic = q.select_one("partition, base_us, last_offset", "partition_clocks",
+    clocks_by_topic = q.select_one("partition, base_us, last_offset, \
+        WRITETIME(base_us) AS written_at", "partition_clocks",
         "topic = ?");
     insert_clock = format!("{} IF NOT EXISTS",
         q.insert("partition_clocks", "topic, partition, base_us"));
