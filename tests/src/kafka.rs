@@ -39,18 +39,13 @@ pub fn require_kafka() -> anyhow::Result<()> {
 /// Creates topics with `partitions` partitions each and waits until they exist.
 pub async fn create_topics(names: &[&str], partitions: i32) -> anyhow::Result<()> {
     require_kafka()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()?;
+    let admin = admin()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
         .collect();
     let results = admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
+        .create_topics(&topics, &admin_options())
         .await
         .context("creating topics")?;
     for r in results {
@@ -63,13 +58,23 @@ pub async fn create_topics(names: &[&str], partitions: i32) -> anyhow::Result<()
     Ok(())
 }
 
+/// An admin client of the test broker.
+fn admin() -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?)
+}
+
+/// The options of every admin call: a 10 s operation timeout.
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
+}
+
 /// Grows `topic` to `total` partitions.
 pub async fn add_partitions(topic: &str, total: usize) -> anyhow::Result<()> {
     require_kafka()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let admin = admin()?;
+    let options = admin_options();
     let results = admin
         .create_partitions(
             &[rdkafka::admin::NewPartitions::new(topic, total)],
@@ -89,10 +94,8 @@ pub async fn add_partitions(topic: &str, total: usize) -> anyhow::Result<()> {
 /// creation (with a deadline) while the broker still finishes the deletion.
 pub async fn recreate_topic(topic: &str, partitions: i32) -> anyhow::Result<()> {
     require_kafka()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let admin = admin()?;
+    let options = admin_options();
     for r in admin.delete_topics(&[topic], &options).await? {
         if let Err((topic, code)) = r {
             bail!("deleting {topic}: {code}");

@@ -13,12 +13,14 @@
 //! last, as its write clock says (a re-run of fewer records, at a lower
 //! clock, cannot be needed to complete it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use scylla::value::CqlTimestamp;
 
+use super::amendments::AmendChange;
 pub use super::message_index::{IndexEntry, LocationRow, find_index, location_row};
 use super::plan::{MessageDraft, Plan};
+use super::statuses::StatusChange;
 pub use crate::store::rows::MessageRow;
 use crate::store::rows::maybe;
 use crate::store::{DbStats, RowWrite, Store, StoreError};
@@ -90,46 +92,65 @@ pub fn message_row(
     }
 }
 
-/// What each fresh message's row should hold: its index entry with the
-/// batch's own statuses and amendments of it folded in (pure).
-pub fn with_batch_changes(
-    plan: &Plan,
-    fresh: &[&MessageDraft],
-    index: &HashMap<String, IndexEntry>,
-) -> HashMap<String, IndexEntry> {
-    let mut folded: HashMap<String, IndexEntry> = fresh
-        .iter()
-        .map(|m| {
-            let id = &m.event.message_id;
-            (id.clone(), index.get(id).cloned().unwrap_or_default())
-        })
-        .collect();
-    for change in super::statuses::plan_changes(&plan.statuses, index, fresh) {
-        if let Some(entry) = folded.get_mut(&change.message_id) {
-            entry.status_rank = change.status.rank();
+/// The batch's own statuses and amendments, folded to one change per
+/// message: step 8 writes them, and step 6 folds them into the rows it
+/// inserts (computed once, after step 5).
+#[derive(Debug, Default)]
+pub struct BatchChanges {
+    pub statuses: Vec<StatusChange>,
+    pub amendments: BTreeMap<String, AmendChange>,
+}
+
+impl BatchChanges {
+    /// The changes of `plan`, given the index and the fresh messages (pure).
+    pub fn plan(plan: &Plan, index: &HashMap<String, IndexEntry>, fresh: &[&MessageDraft]) -> Self {
+        BatchChanges {
+            statuses: super::statuses::plan_changes(&plan.statuses, index, fresh),
+            amendments: super::amendments::plan_changes(&plan.amendments, index, fresh),
         }
     }
-    for (id, change) in super::amendments::plan_changes(&plan.amendments, index, fresh) {
-        if let Some(entry) = folded.get_mut(&id) {
-            if change.edit.is_some() {
-                entry.edit = change.edit;
+
+    /// What each fresh message's row should hold: its index entry with
+    /// these changes of it folded in (pure).
+    pub fn fold(
+        &self,
+        fresh: &[&MessageDraft],
+        index: &HashMap<String, IndexEntry>,
+    ) -> HashMap<String, IndexEntry> {
+        let mut folded: HashMap<String, IndexEntry> = fresh
+            .iter()
+            .map(|m| {
+                let id = &m.event.message_id;
+                (id.clone(), index.get(id).cloned().unwrap_or_default())
+            })
+            .collect();
+        for change in &self.statuses {
+            if let Some(entry) = folded.get_mut(&change.message_id) {
+                entry.status_rank = change.status.rank();
             }
-            entry.revoked_at_ms = change.revoked_at_ms.or(entry.revoked_at_ms);
         }
+        for (id, change) in &self.amendments {
+            if let Some(entry) = folded.get_mut(id) {
+                if change.edit.is_some() {
+                    entry.edit.clone_from(&change.edit);
+                }
+                entry.revoked_at_ms = change.revoked_at_ms.or(entry.revoked_at_ms);
+            }
+        }
+        folded
     }
-    folded
 }
 
 /// Inserts the new messages and their index rows: one sequential round trip.
 pub async fn insert(
     store: &Store,
     workspace_id: &str,
-    (plan, fresh): (&Plan, &[&MessageDraft]),
+    (fresh, changes): (&[&MessageDraft], &BatchChanges),
     index: &HashMap<String, IndexEntry>,
     at: i64,
     stats: &DbStats,
 ) -> Result<(), StoreError> {
-    let folded = with_batch_changes(plan, fresh, index);
+    let folded = changes.fold(fresh, index);
     let messages = fresh
         .iter()
         .map(|m| message_row(workspace_id, m, folded.get(&m.event.message_id)))

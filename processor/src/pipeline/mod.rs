@@ -54,7 +54,7 @@ use std::time::Duration;
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError};
 use conversations::{ConversationState, ConversationUpdate};
-use message_index::IndexEntry;
+use messages::BatchChanges;
 use plan::{MessageDraft, Plan};
 use timer::StepTimer;
 use uuid::Uuid;
@@ -173,7 +173,7 @@ async fn run_steps(
     find_and_create_contacts(store, &ids, &mut plans, &mut outs, &mut timer).await?;
     let (conv, totals) =
         find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
-    let (index, fresh, updates) =
+    let (changes, fresh, updates) =
         find_and_insert_messages(store, &ids, &plans, &conv, &mut outs, &mut timer).await?;
 
     let each = || ids.iter().copied().zip(plans.iter());
@@ -192,14 +192,13 @@ async fn run_steps(
     .await?;
     timer.finish(Step::UpdateConversations)?;
 
-    let changes = wave(
+    let applied = wave(
         each()
-            .zip(&fresh)
-            .zip(&index)
-            .map(|(((ws, p), (f, _)), i)| apply_changes(store, ws, p, i, f, stats)),
+            .zip(changes)
+            .map(|((ws, p), c)| apply_changes(store, ws, p, c, stats)),
     )
     .await?;
-    for ((out, plan), (statuses, amendments)) in outs.iter_mut().zip(&plans).zip(changes) {
+    for ((out, plan), (statuses, amendments)) in outs.iter_mut().zip(&plans).zip(applied) {
         out.statuses_applied = statuses;
         out.amendments_applied = amendments;
         out.reactions_written = plan.reactions.len() as u64;
@@ -284,10 +283,10 @@ async fn find_and_create_conversations(
     Ok((conv, totals))
 }
 
-/// Each workspace's message index, its messages to store with the count of
-/// duplicates, and its conversation updates.
+/// Each workspace's own statuses and amendments (for step 8), its messages
+/// to store with the count of duplicates, and its conversation updates.
 type Found<'p> = (
-    Vec<HashMap<String, IndexEntry>>,
+    Vec<BatchChanges>,
     Vec<(Vec<&'p MessageDraft>, u64)>,
     Vec<Vec<ConversationUpdate>>,
 );
@@ -311,6 +310,12 @@ async fn find_and_insert_messages<'p>(
         .zip(&index)
         .map(|(p, i)| messages::split_new(p, i))
         .collect();
+    let changes: Vec<BatchChanges> = plans
+        .iter()
+        .zip(&index)
+        .zip(&fresh)
+        .map(|((p, i), (f, _))| BatchChanges::plan(p, i, f))
+        .collect();
     timer.finish(Step::FindMessages)?;
     let updates: Vec<Vec<ConversationUpdate>> = plans
         .iter()
@@ -320,13 +325,13 @@ async fn find_and_insert_messages<'p>(
         .collect();
     wave(
         each()
-            .zip(&fresh)
+            .zip(fresh.iter().zip(&changes))
             .zip(&index)
             .zip(updates.iter().zip(conv))
-            .map(|((((ws, p), (f, _)), i), (u, c))| async move {
+            .map(|((((ws, p), ((f, _), ch)), i), (u, c))| async move {
                 let at = p.write_clock(Step::InsertMessages);
                 futures::try_join!(
-                    messages::insert(store, ws, (p, f), i, at, stats),
+                    messages::insert(store, ws, (f, ch), i, at, stats),
                     inbox_rows::write_moves(store, ws, u, c, at, stats),
                 )
                 .map(|_| ())
@@ -338,7 +343,7 @@ async fn find_and_insert_messages<'p>(
         out.messages_inserted = f.len() as u64;
     }
     timer.finish(Step::InsertMessages)?;
-    Ok((index, fresh, updates))
+    Ok((changes, fresh, updates))
 }
 
 /// All the futures of one step, concurrently: one sequential round trip.
@@ -361,16 +366,13 @@ async fn apply_changes(
     store: &Store,
     ws: &str,
     plan: &Plan,
-    index: &HashMap<String, IndexEntry>,
-    fresh: &[&MessageDraft],
+    changes: BatchChanges,
     stats: &DbStats,
 ) -> Result<(u64, u64), StoreError> {
-    let status_changes = statuses::plan_changes(&plan.statuses, index, fresh);
-    let amend_changes = amendments::plan_changes(&plan.amendments, index, fresh);
     let at = plan.write_clock(Step::ApplyChanges);
     let (statuses, amendments, ()) = futures::try_join!(
-        statuses::apply(store, ws, status_changes, at, stats),
-        amendments::apply(store, ws, amend_changes, at, stats),
+        statuses::apply(store, ws, changes.statuses, at, stats),
+        amendments::apply(store, ws, changes.amendments, at, stats),
         reactions::write(store, ws, &plan.reactions, &plan.account_events, at, stats),
     )?;
     Ok((statuses, amendments))
