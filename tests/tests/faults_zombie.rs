@@ -46,7 +46,14 @@ async fn a_processor_stopped_mid_batch_past_its_session_cannot_overwrite_its_suc
     let logs = std::env::temp_dir().join(unique_name("zombie_logs"));
     std::fs::create_dir_all(&logs)?;
     let zombie_log = logs.join("zombie.log");
-    let stop = [(STOP_AFTER_ENV, "insert_messages")];
+    // A request timeout longer than the stop: the driver's timers run on
+    // through a SIGSTOP, so with the default 5 s the stale batch's writes
+    // could time out on resume instead of being sent (seen in CI), and then
+    // nothing stale would be tested.
+    let stop = [
+        (STOP_AFTER_ENV, "insert_messages"),
+        ("INBOXFLOW_CQL__REQUEST_TIMEOUT", "60s"),
+    ];
     let mut zombie = ProcessorProcess::spawn_with(&env.cfg, zombie_log.clone(), &stop)?;
     let (ledger, sender) = start_sending(&app, &load, Duration::from_secs(90));
 
