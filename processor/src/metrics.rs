@@ -1,5 +1,5 @@
 //! Processor metrics. Names follow Prometheus conventions; labels are fixed
-//! sets (steps, reasons, event kinds from a closed list, partition numbers),
+//! sets (waves, reasons, event kinds from a closed list, partition numbers),
 //! never message ids or phone numbers.
 
 use prometheus::{
@@ -26,7 +26,7 @@ pub struct Metrics {
     pub batches: IntCounter,
     pub batch_records: Histogram,
     pub batch_duration: Histogram,
-    pub step_duration: HistogramVec,
+    pub wave_duration: HistogramVec,
     pub db_requests: IntCounter,
     pub db_requests_per_batch: Histogram,
     pub db_round_trips_per_batch: Histogram,
@@ -128,11 +128,11 @@ impl Metrics {
             |name: &str, help: &str, buckets: &[f64]| r.histogram(name, help, buckets),
         );
         let counter_vec = |name: &str, help: &str, label: &str| r.counter_vec(name, help, label);
-        let step_duration = r.histogram_vec(
-            "step_duration_seconds",
-            "Duration of one pipeline step for one workspace.",
+        let wave_duration = r.histogram_vec(
+            "wave_duration_seconds",
+            "Duration of one sequential wave of a micro-batch's database requests, across every workspace of the batch (waves that sent nothing are not observed).",
             LATENCY_BUCKETS,
-            "step",
+            "wave",
         )?;
         let consumer_lag = r.gauge_vec(
             "consumer_lag",
@@ -191,7 +191,7 @@ impl Metrics {
                 "Time from a micro-batch's decode to its commit.",
                 LATENCY_BUCKETS,
             )?,
-            step_duration,
+            wave_duration,
             db_requests: counter(
                 "db_requests_total",
                 "Requests sent to the database (a batch counts once).",

@@ -1,10 +1,9 @@
 //! Fault: a zombie processor. A `processor run` OS process stops itself with
-//! SIGSTOP in the middle of a batch (after step 6 has written, before the
-//! conversation updates of step 7 and the statuses of step 8), past its
-//! session timeout, so the group evicts it. A second processor takes over,
+//! SIGSTOP in the middle of a batch (after its lookups, before any of its
+//! writes), past its session timeout, so the group evicts it. A second processor takes over,
 //! reads those records again and every record after them, and stores all
 //! of the load. Only then is the first continued (SIGCONT): its batch goes
-//! on and sends its stale writes, computed from conversation rows it read
+//! on and sends all of its stale writes, computed from the rows it read
 //! before it stopped. The write clocks (`processor::clocks`) must make them
 //! lose: at the end every acknowledged message is stored once and every
 //! conversation's counters and last message equal a clean run's.
@@ -51,7 +50,7 @@ async fn a_processor_stopped_mid_batch_past_its_session_cannot_overwrite_its_suc
     // could time out on resume instead of being sent (seen in CI), and then
     // nothing stale would be tested.
     let stop = [
-        (STOP_AFTER_ENV, "insert_messages"),
+        (STOP_AFTER_ENV, "lookups"),
         ("INBOXFLOW_CQL__REQUEST_TIMEOUT", "60s"),
     ];
     let mut zombie = ProcessorProcess::spawn_with(&env.cfg, zombie_log.clone(), &stop)?;
@@ -83,11 +82,11 @@ async fn a_processor_stopped_mid_batch_past_its_session_cannot_overwrite_its_suc
         "the first processor was continued early"
     );
     zombie.signal("CONT").await?;
-    poll::until("the stopped batch to send its last step", WAIT, || async {
+    poll::until("the stopped batch to send its last wave", WAIT, || async {
         let log = std::fs::read_to_string(&zombie_log)?;
         Ok(log
             .lines()
-            .any(|l| l.contains(WENT_ON) && l.contains("apply_changes"))
+            .any(|l| l.contains(WENT_ON) && l.contains("\"updates\""))
             .then_some(()))
     })
     .await?;

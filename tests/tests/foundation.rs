@@ -44,22 +44,67 @@ async fn migrate_is_idempotent_and_a_contact_can_be_written_and_read_back() -> a
     let id = shared::ids::contact_id("ws_1", "+55 11 98765-4321");
     session
         .query_unpaged(
-            format!("INSERT INTO {ks}.contacts (workspace_id, phone, contact_id, name) VALUES (?, ?, ?, ?)"),
-            ("ws_1", "5511987654321", id, "Ana"),
+            format!("INSERT INTO {ks}.contacts (identity_id, workspace_id, phone, contact_id, name) VALUES (?, ?, ?, ?, ?)"),
+            (id, "ws_1", "5511987654321", id, "Ana"),
         )
         .await?;
     let row = session
         .query_unpaged(
-            format!(
-                "SELECT contact_id, name FROM {ks}.contacts WHERE workspace_id = ? AND phone = ?"
-            ),
-            ("ws_1", "5511987654321"),
+            format!("SELECT contact_id, name FROM {ks}.contacts WHERE identity_id = ?"),
+            (id,),
         )
         .await?
         .into_rows_result()?
         .single_row::<(uuid::Uuid, String)>()?;
     assert_eq!(row, (id, "Ana".to_string()));
     cql::drop_keyspace(&session, ks).await
+}
+
+/// A keyspace of an earlier release (lookup tables keyed by workspace) is
+/// refused before anything is changed: `IF NOT EXISTS` would keep the old
+/// primary key, which the cross-workspace lookups cannot query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_refuses_a_keyspace_whose_lookup_tables_are_keyed_by_workspace()
+-> anyhow::Result<()> {
+    let mut cfg = ProcessorConfig::default();
+    cfg.cql.nodes = cql::nodes();
+    cfg.cql.keyspace = unique_name("old_layout");
+    let ks = cfg.cql.keyspace.clone();
+    let session = cql::session().await?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE {ks} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            &[],
+        )
+        .await?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE {ks}.message_index (workspace_id text, message_id text, \
+                 status text, PRIMARY KEY ((workspace_id, message_id)))"
+            ),
+            &[],
+        )
+        .await?;
+
+    let refused = processor::app::migrate(&cfg.cql, &cfg.retry).await;
+
+    let err = format!("{:#}", refused.expect_err("an old layout must be refused"));
+    assert!(err.contains(&format!("{ks}.message_index")), "{err}");
+    assert!(err.contains("new keyspace"), "{err}");
+    let tables = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (ks.as_str(),),
+        )
+        .await?
+        .into_rows_result()?
+        .rows_num();
+    assert_eq!(tables, 1, "nothing was created before the refusal");
+    cql::drop_keyspace(&session, &ks).await
 }
 
 /// `services status` answers the same every time while both services run

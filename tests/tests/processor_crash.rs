@@ -1,6 +1,6 @@
-//! Crash injection: the processor fails right after each pipeline step in
-//! turn, or inside the wave of step 6 or 8 once some of its writes have
-//! landed (nothing committed); a fresh processor in the same group takes
+//! Crash injection: the processor fails right after each of the pipeline's
+//! waves in turn, or inside its write wave (steps 2, 4, 6 and 8) once some
+//! of its writes have landed (nothing committed); a fresh processor in the same group takes
 //! over, and the final rows must equal those of a clean run, statuses,
 //! unread counts and last-message fields included.
 
@@ -11,7 +11,7 @@ use inboxflow_tests::faults::check::committed;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
-use processor::pipeline::{Step, faults::Faults};
+use processor::pipeline::{Wave, faults::Faults};
 
 const WAIT: Duration = Duration::from_secs(90);
 const WORKSPACE: &str = "ws_crash";
@@ -104,25 +104,25 @@ struct Crash {
 }
 
 impl Crash {
-    fn after(step: Step) -> Self {
+    fn after(wave: Wave) -> Self {
         Crash {
             faults: Faults {
-                fail_after: Some(step),
+                fail_after: Some(wave),
                 ..Faults::default()
             },
-            error: format!("injected failure after step {}", step.as_str()),
+            error: format!("injected failure after wave {}", wave.as_str()),
         }
     }
 
-    fn within(step: Step, landed: usize) -> Self {
+    fn within(wave: Wave, landed: usize) -> Self {
         Crash {
             faults: Faults {
-                fail_within: Some((step, landed)),
+                fail_within: Some((wave, landed)),
                 ..Faults::default()
             },
             error: format!(
-                "injected failure in step {} after {landed} of its writes",
-                step.as_str()
+                "injected failure in wave {} after {landed} of its writes",
+                wave.as_str()
             ),
         }
     }
@@ -206,7 +206,7 @@ fn assert_same_rows(after_crash: &[String], clean: &[String], what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_after_any_step_ends_in_the_same_rows_as_a_clean_run() -> anyhow::Result<()> {
+async fn a_crash_after_any_wave_ends_in_the_same_rows_as_a_clean_run() -> anyhow::Result<()> {
     let phases = [scenario()];
     let clean = run(&phases, None, false).await?;
     assert!(
@@ -215,42 +215,44 @@ async fn a_crash_after_any_step_ends_in_the_same_rows_as_a_clean_run() -> anyhow
     );
     let messages = clean.iter().filter(|r| r.starts_with("messages ")).count();
     assert_eq!(messages, 13, "sanity: every distinct message stored once");
-    for step in Step::ALL {
-        let after_crash = run(&phases, Some(Crash::after(step)), false).await?;
+    for wave in Wave::ALL {
+        let after_crash = run(&phases, Some(Crash::after(wave)), false).await?;
         assert_same_rows(
             &after_crash,
             &clean,
-            &format!("after a crash following step {step:?}"),
+            &format!("after a crash following wave {wave:?}"),
         );
     }
     Ok(())
 }
 
-/// Step 6 writes messages, their index rows and recency rows in one wave:
-/// a crash after its first write, and after half of them, is completed by
-/// the retry (every message once, counters as in a clean run).
+/// The write wave creates contacts and conversations, writes messages,
+/// their index rows, recency rows and statuses, all at once: a crash after
+/// its first write, after about half of them, and after all but a few, is
+/// completed by the retry (every message once, counters as in a clean run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_inside_the_writes_of_step_6_ends_in_the_same_rows_as_a_clean_run()
+async fn a_crash_inside_the_write_wave_of_new_messages_ends_in_the_same_rows_as_a_clean_run()
 -> anyhow::Result<()> {
     let phases = [scenario()];
     let clean = run(&phases, None, true).await?;
-    for landed in [1, 13] {
-        let crash = Crash::within(Step::InsertMessages, landed);
+    for landed in [1, 20, 36] {
+        let crash = Crash::within(Wave::Writes, landed);
         let after_crash = run(&phases, Some(crash), true).await?;
         assert_same_rows(
             &after_crash,
             &clean,
-            &format!("after a crash in step 6 after {landed} writes"),
+            &format!("after a crash in the write wave after {landed} writes"),
         );
     }
     Ok(())
 }
 
-/// Step 8 raises the index rank and the message row's status in one wave:
-/// with only the first write landed (an index rank), or every index rank
-/// and no message status, the retry must still write each message's status.
+/// Step 8 raises the index rank and the message row's status in the write
+/// wave: with only the first write landed (an index rank), or every index
+/// rank and no message status, the retry must still write each message's
+/// status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_inside_the_writes_of_step_8_ends_in_the_same_rows_as_a_clean_run()
+async fn a_crash_inside_the_status_writes_of_stored_messages_ends_in_the_same_rows_as_a_clean_run()
 -> anyhow::Result<()> {
     let phases = stored_then_statused();
     let clean = run(&phases, None, true).await?;
@@ -261,12 +263,12 @@ async fn a_crash_inside_the_writes_of_step_8_ends_in_the_same_rows_as_a_clean_ru
         "sanity: the clean run stores a message's status"
     );
     for landed in [1, 4] {
-        let crash = Crash::within(Step::ApplyChanges, landed);
+        let crash = Crash::within(Wave::Writes, landed);
         let after_crash = run(&phases, Some(crash), true).await?;
         assert_same_rows(
             &after_crash,
             &clean,
-            &format!("after a crash in step 8 after {landed} writes"),
+            &format!("after a crash among the status writes after {landed} writes"),
         );
     }
     Ok(())

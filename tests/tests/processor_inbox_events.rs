@@ -169,14 +169,14 @@ async fn a_contact_seen_by_phone_and_user_id_then_by_user_id_alone_is_one_conver
     assert_eq!((unread, conversations), (2, 1));
     let by_phone: Option<(uuid::Uuid,)> = row(
         &env,
-        "SELECT contact_id FROM {ks}.contacts WHERE workspace_id = ? AND phone = ?",
-        (ws, "15551230001"),
+        "SELECT contact_id FROM {ks}.contacts WHERE identity_id = ?",
+        (shared::ids::contact_id(ws, "15551230001"),),
     )
     .await?;
     let by_user: Option<(uuid::Uuid,)> = row(
         &env,
-        "SELECT contact_id FROM {ks}.contact_users WHERE workspace_id = ? AND user_id = ?",
-        (ws, "US.ana"),
+        "SELECT contact_id FROM {ks}.contact_users WHERE identity_id = ?",
+        (shared::ids::user_contact_id(ws, "US.ana"),),
     )
     .await?;
     assert!(by_phone.is_some());

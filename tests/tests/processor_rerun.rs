@@ -3,7 +3,9 @@
 //! reads fewer records writes at a lower clock than the crashed attempt did;
 //! whatever the crashed attempt wrote must therefore already hold every
 //! record up to its batch's last. Here the attempt inserts a message whose
-//! status and edit arrive in the same batch, crashes after step 6, and a
+//! status and edit arrive in the same batch, crashes after its write wave
+//! (steps 2, 4, 6 and 8: the message's status and edit reach it only as
+//! folded into its insert), and a
 //! processor reading one or two records at a time takes over: the rows must
 //! equal a clean run's (before the fix, the message row kept no status and
 //! its unedited body for good).
@@ -13,7 +15,7 @@ use std::time::Duration;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
-use processor::pipeline::{Step, faults::Faults};
+use processor::pipeline::{Wave, faults::Faults};
 
 const WAIT: Duration = Duration::from_secs(90);
 const WORKSPACE: &str = "ws_rerun";
@@ -61,7 +63,7 @@ fn records() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Runs the records (crashing first after step 6 in one batch when
+/// Runs the records (crashing first after the write wave in one batch when
 /// `crash`, then in batches of `rerun_batch`) and returns the snapshot.
 async fn run(crash: bool, rerun_batch: usize) -> anyhow::Result<Vec<String>> {
     let mut env = ProcessorEnv::new(1).await?;
@@ -70,7 +72,7 @@ async fn run(crash: bool, rerun_batch: usize) -> anyhow::Result<Vec<String>> {
     }
     if crash {
         let faults = Faults {
-            fail_after: Some(Step::InsertMessages),
+            fail_after: Some(Wave::Writes),
             ..Faults::default()
         };
         let crashing = env.start(faults).await?;

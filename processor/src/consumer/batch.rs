@@ -326,9 +326,9 @@ impl BatchProcessor {
         m.db_requests_per_batch.observe(report.db_requests as f64);
         m.db_round_trips_per_batch
             .observe(report.db_round_trips as f64);
-        for (step, d) in &outcome.step_durations {
-            m.step_duration
-                .with_label_values(&[step.as_str()])
+        for (wave, d) in &outcome.wave_durations {
+            m.wave_duration
+                .with_label_values(&[wave.as_str()])
                 .observe(d.as_secs_f64());
         }
         for o in &outcome.workspaces {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use super::statuses::fresh_locations;
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{RowWrite, Statements, Writes};
 
 /// What this batch changes on one target message.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -176,46 +176,31 @@ impl Rows {
     }
 }
 
-/// Writes the changes (index rows, and message rows where located), all in
-/// one wave. Returns how many messages changed.
-pub async fn apply(
-    store: &Store,
+/// Adds the changes (index rows, and message rows where located) to
+/// `writes`. Returns how many messages changed.
+pub fn apply<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     ws: &str,
     changes: BTreeMap<String, AmendChange>,
     at: i64,
-    stats: &DbStats,
-) -> Result<u64, StoreError> {
+) -> u64 {
     let count = changes.len() as u64;
     let mut rows = Rows::default();
     for (id, c) in changes {
         rows.push(ws, id, c);
     }
-    let s = store.statements();
-    futures::try_join!(
-        store.write("index edits", &s.index_edit, rows.index_edits, at, stats),
-        store.write(
-            "index revokes",
-            &s.index_revoke,
-            rows.index_revokes,
-            at,
-            stats
-        ),
-        store.write(
-            "message edits",
-            &s.message_edit,
-            rows.message_edits,
-            at,
-            stats
-        ),
-        store.write(
-            "message revokes",
-            &s.message_revoke,
-            rows.message_revokes,
-            at,
-            stats
-        ),
-    )?;
-    Ok(count)
+    writes.add(ws, "index edits", &s.index_edit, rows.index_edits, at);
+    writes.add(ws, "index revokes", &s.index_revoke, rows.index_revokes, at);
+    writes.add(ws, "message edits", &s.message_edit, rows.message_edits, at);
+    writes.add(
+        ws,
+        "message revokes",
+        &s.message_revoke,
+        rows.message_revokes,
+        at,
+    );
+    count
 }
 
 #[cfg(test)]

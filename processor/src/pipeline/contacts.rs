@@ -1,5 +1,6 @@
 //! Steps 1 and 2: find the batch's contact identities (phones and
-//! business-scoped user ids, in one wave), create the missing ones.
+//! business-scoped user ids) across every workspace at once, create the
+//! missing ones.
 //!
 //! Guarantee: an identity row is written only with values derived from the
 //! records and the identities found (UUIDv5 ids, first-seen message time), so
@@ -8,50 +9,72 @@
 
 use scylla::SerializeRow;
 use scylla::value::CqlTimestamp;
+use shared::ids;
 use uuid::Uuid;
 
 use super::identity::{Known, NewIdentity};
 use super::plan::Plan;
 use crate::store::rows::{ContactRow, FoundContact, FoundContactUser};
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{DbStats, RowWrite, Statements, Store, StoreError, Writes};
 
-/// The plan's identities that already exist, with their contact ids.
+/// The identities of every workspace's plan that already exist, with
+/// their contact ids: one cross-workspace lookup per identity table, so the
+/// requests grow with the identities, not with the workspaces.
 pub async fn find_existing(
     store: &Store,
-    workspace_id: &str,
-    plan: &Plan,
+    batch: &[(&str, &Plan)],
     stats: &DbStats,
-) -> Result<Known, StoreError> {
+) -> Result<Vec<Known>, StoreError> {
     let s = store.statements();
-    let phones = store.lookup::<String, FoundContact>(
-        "contacts lookup",
-        &s.contacts_by_phones,
-        workspace_id,
-        plan.phones.iter().cloned().collect(),
-        stats,
-    );
-    let users = store.lookup::<String, FoundContactUser>(
-        "contact users lookup",
-        &s.contact_users_by_ids,
-        workspace_id,
-        plan.user_ids.iter().cloned().collect(),
-        stats,
-    );
-    let (phones, users) = futures::try_join!(phones, users)?;
-    Ok(Known {
-        phones: phones
-            .into_iter()
-            .map(|r| (r.phone, r.contact_id))
-            .collect(),
-        users: users
-            .into_iter()
-            .map(|r| (r.user_id, r.contact_id))
-            .collect(),
-    })
+    let phones: Vec<(&str, Vec<Uuid>)> = batch
+        .iter()
+        .map(|(ws, plan)| {
+            (
+                *ws,
+                plan.phones.iter().map(|p| ids::contact_id(ws, p)).collect(),
+            )
+        })
+        .collect();
+    let users: Vec<(&str, Vec<Uuid>)> = batch
+        .iter()
+        .map(|(ws, plan)| {
+            let keys = plan.user_ids.iter().map(|u| ids::user_contact_id(ws, u));
+            (*ws, keys.collect())
+        })
+        .collect();
+    let (phones, users) = futures::try_join!(
+        store.lookup_across::<Uuid, FoundContact>(
+            "contacts lookup",
+            &s.contacts_by_identities,
+            &phones,
+            stats,
+        ),
+        store.lookup_across::<Uuid, FoundContactUser>(
+            "contact users lookup",
+            &s.contact_users_by_identities,
+            &users,
+            stats,
+        ),
+    )?;
+    Ok(phones
+        .into_iter()
+        .zip(users)
+        .map(|(phones, users)| Known {
+            phones: phones
+                .into_iter()
+                .map(|r| (r.phone, r.contact_id))
+                .collect(),
+            users: users
+                .into_iter()
+                .map(|r| (r.user_id, r.contact_id))
+                .collect(),
+        })
+        .collect())
 }
 
 #[derive(Debug, SerializeRow)]
 struct UserRow {
+    identity_id: Uuid,
     workspace_id: String,
     user_id: String,
     contact_id: Uuid,
@@ -72,16 +95,15 @@ fn estimate(workspace_id: &str, key: &str, row: &NewIdentity) -> usize {
             .sum::<usize>()
 }
 
-/// Creates the identities `place` found missing; returns how many contacts
-/// are new (a new identity of a contact in `known` only links it).
-pub async fn create_missing(
-    store: &Store,
+/// Adds to `writes` the identities `place` found missing; returns how many
+/// contacts are new (a new identity of a contact in `known` only links it).
+pub fn create_missing<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     workspace_id: &str,
-    plan: &Plan,
-    known: &Known,
+    (plan, known): (&Plan, &Known),
     at: i64,
-    stats: &DbStats,
-) -> Result<u64, StoreError> {
+) -> u64 {
     let ws = || workspace_id.to_owned();
     let phones: Vec<RowWrite<ContactRow>> = plan
         .new_phones
@@ -90,6 +112,7 @@ pub async fn create_missing(
             partition: format!("p:{phone}"),
             estimated_bytes: estimate(workspace_id, phone, row),
             values: ContactRow {
+                identity_id: ids::contact_id(workspace_id, phone),
                 workspace_id: ws(),
                 phone: phone.clone(),
                 contact_id: row.contact_id,
@@ -106,6 +129,7 @@ pub async fn create_missing(
             partition: format!("u:{user_id}"),
             estimated_bytes: estimate(workspace_id, user_id, row),
             values: UserRow {
+                identity_id: ids::user_contact_id(workspace_id, user_id),
                 workspace_id: ws(),
                 user_id: user_id.clone(),
                 contact_id: row.contact_id,
@@ -116,17 +140,16 @@ pub async fn create_missing(
             },
         })
         .collect();
-    let s = store.statements();
-    let phones = store.write("contact inserts", &s.insert_contact, phones, at, stats);
-    let users = store.write(
+    let ws = workspace_id;
+    writes.add(ws, "contact inserts", &s.insert_contact, phones, at);
+    writes.add(
+        ws,
         "contact user inserts",
         &s.insert_contact_user,
         users,
         at,
-        stats,
     );
-    futures::try_join!(phones, users)?;
-    Ok(new_contacts(plan, known))
+    new_contacts(plan, known)
 }
 
 /// How many distinct contacts the plan's new identities create (an identity

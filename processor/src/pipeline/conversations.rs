@@ -18,7 +18,7 @@ use super::plan::{MessageDraft, Plan, preview};
 use crate::store::rows::{
     Applied, ConversationRow, ConversationUpdateRow, CreateConversationRow, maybe,
 };
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{DbStats, RowWrite, Statements, Store, StoreError, Writes};
 use shared::webhook::{Direction, Origin};
 
 /// The parts of an existing conversation row the update needs.
@@ -54,41 +54,42 @@ impl From<ConversationRow> for ConversationState {
     }
 }
 
-/// The plan's conversations that already exist, with their state.
+/// The conversations of each workspace's keys that already exist, with
+/// their state: one cross-workspace lookup, in the order of `wanted`.
 pub async fn find_existing(
     store: &Store,
-    workspace_id: &str,
-    plan: &Plan,
+    wanted: &[(&str, Vec<Uuid>)],
     stats: &DbStats,
-) -> Result<HashMap<Uuid, ConversationState>, StoreError> {
+) -> Result<Vec<HashMap<Uuid, ConversationState>>, StoreError> {
     let s = store.statements();
-    let keys: Vec<Uuid> = plan.conversations.keys().copied().collect();
-    let rows: Vec<ConversationRow> = store
-        .lookup(
+    let found: Vec<Vec<ConversationRow>> = store
+        .lookup_across(
             "conversations lookup",
             &s.conversations_by_ids,
-            workspace_id,
-            keys,
+            wanted,
             stats,
         )
         .await?;
-    Ok(rows
+    Ok(found
         .into_iter()
-        .map(|row| (row.conversation_id, row.into()))
+        .map(|rows| {
+            rows.into_iter()
+                .map(|row| (row.conversation_id, row.into()))
+                .collect()
+        })
         .collect())
 }
 
-/// Creates the conversations not in `existing` (identity columns only, so a
-/// re-run never resets counters); returns how many.
-pub async fn create_missing(
-    store: &Store,
-    workspace_id: &str,
-    plan: &Plan,
-    existing: &HashMap<Uuid, ConversationState>,
+/// Adds to `writes` the conversations not in `existing` (identity columns
+/// only, so a re-run never resets counters); returns how many.
+pub fn create_missing<'a>(
+    writes: &mut Writes<'a>,
+    s: &'a Statements,
+    workspace_id: &'a str,
+    (plan, existing): (&'a Plan, &HashMap<Uuid, ConversationState>),
     at: i64,
-    stats: &DbStats,
-) -> Result<u64, StoreError> {
-    let rows: Vec<RowWrite<CreateConversationRow<'_>>> = plan
+) -> u64 {
+    let rows: Vec<RowWrite<CreateConversationRow<'a>>> = plan
         .conversations
         .iter()
         .filter(|(id, _)| !existing.contains_key(*id))
@@ -115,11 +116,9 @@ pub async fn create_missing(
         })
         .collect();
     let created = rows.len() as u64;
-    let statement = &store.statements().create_conversation;
-    store
-        .write("conversation inserts", statement, rows, at, stats)
-        .await?;
-    Ok(created)
+    let statement = &s.create_conversation;
+    writes.add(workspace_id, "conversation inserts", statement, rows, at);
+    created
 }
 
 /// The single write that brings one conversation up to date.
@@ -265,14 +264,14 @@ fn max_applied(a: (i32, i64), b: (i32, i64)) -> (i32, i64) {
     if a.1 >= b.1 { a } else { b }
 }
 
-/// Writes the updates as unlogged batches: one sequential round trip.
-pub async fn write_updates(
-    store: &Store,
+/// Adds the updates to `writes`.
+pub fn write_updates<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     workspace_id: &str,
     updates: Vec<ConversationUpdate>,
     at: i64,
-    stats: &DbStats,
-) -> Result<(), StoreError> {
+) {
     let rows: Vec<RowWrite<ConversationUpdateRow>> = updates
         .into_iter()
         .map(|u| {
@@ -310,8 +309,6 @@ pub async fn write_updates(
             }
         })
         .collect();
-    let statement = &store.statements().update_conversation;
-    store
-        .write("conversation updates", statement, rows, at, stats)
-        .await
+    let statement = &s.update_conversation;
+    writes.add(workspace_id, "conversation updates", statement, rows, at);
 }

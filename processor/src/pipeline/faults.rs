@@ -6,12 +6,12 @@
 //! [`super::run_batch`] and [`super::run_workspace`], and the consumer seeks
 //! as it would. Each fault, when set:
 //! - `fail_after` fails the run with [`StoreError::Injected`] right after
-//!   that step has written (as a crash would);
-//! - `fail_within: (step, n)` lets exactly `n` writes (requests) of that
-//!   step's wave land, one at a time, and fails the run with
+//!   that wave has been answered (as a crash would);
+//! - `fail_within: (wave, n)` lets exactly `n` writes (requests) of that
+//!   wave land, one at a time, and fails the run with
 //!   [`StoreError::InjectedWithin`] before the others are sent (the store's
 //!   [`WriteGate`]); a wave of `n` writes or fewer lands whole and the run
-//!   fails as the step closes;
+//!   fails as the wave closes;
 //! - `refuse_message` fails, with the permanent
 //!   [`StoreError::InjectedPermanent`], every run holding that message,
 //!   before anything is written;
@@ -22,9 +22,9 @@
 //!   seeking (the position stays past the record, as after a real failed
 //!   seek), counting each one;
 //! - `stop_after` stops the whole OS process with SIGSTOP right after that
-//!   step has written, once per process (a real zombie: librdkafka's threads
-//!   freeze too, so the group evicts it); after SIGCONT the batch goes on,
-//!   and each later step of it logs `fault: the stopped batch went on` so a
+//!   wave, once per process (a real zombie: librdkafka's threads freeze
+//!   too, so the group evicts it); after SIGCONT the batch goes on, and
+//!   each later wave of it logs `fault: the stopped batch went on` so a
 //!   test can tell when its stale writes were sent. The binary reads it from
 //!   [`STOP_AFTER_ENV`].
 
@@ -33,29 +33,29 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shared::webhook::Event;
 
-use super::{BatchOutcome, Outcome, Step, StepTimer, WorkspaceRecords};
+use super::{BatchOutcome, Outcome, Wave, WaveTimer, WorkspaceRecords};
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError, WriteGate};
 
 /// The faults to inject.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
-    /// Crash right after this step has written.
-    pub fail_after: Option<Step>,
-    /// Crash inside this step's wave, once this many of its writes have landed.
-    pub fail_within: Option<(Step, usize)>,
+    /// Crash right after this wave has been answered.
+    pub fail_after: Option<Wave>,
+    /// Crash inside this wave, once this many of its writes have landed.
+    pub fail_within: Option<(Wave, usize)>,
     /// Refuse, as a permanent database error, every run holding this message id.
     pub refuse_message: Option<&'static str>,
     /// While on, every run fails with a transient database error.
     pub outage: Option<&'static AtomicBool>,
     /// Every seek fails, unperformed; each is counted here.
     pub fail_seeks: Option<&'static AtomicUsize>,
-    /// Stop the process (SIGSTOP) right after this step has written, once.
-    pub stop_after: Option<Step>,
+    /// Stop the process (SIGSTOP) right after this wave, once.
+    pub stop_after: Option<Wave>,
 }
 
 /// The environment variable that sets [`Faults::stop_after`] in the
-/// `processor` binary (a step name, e.g. `insert_messages`).
+/// `processor` binary (a wave name, e.g. `writes`).
 pub const STOP_AFTER_ENV: &str = "PROCESSOR_FAULT_STOP_AFTER";
 
 impl Faults {
@@ -63,7 +63,7 @@ impl Faults {
     pub fn from_env() -> Self {
         let stop_after = std::env::var(STOP_AFTER_ENV)
             .ok()
-            .and_then(|name| Step::ALL.into_iter().find(|s| s.as_str() == name));
+            .and_then(|name| Wave::from_name(&name));
         Faults {
             stop_after,
             ..Faults::default()
@@ -107,14 +107,14 @@ pub async fn run_batch(
     if faults.outage.is_some_and(|on| on.load(Ordering::SeqCst)) {
         return Err(StoreError::InjectedOutage);
     }
-    let timer = StepTimer::new(stats)
+    let timer = WaveTimer::new(stats)
         .failing_after(faults.fail_after)
         .stopping_after(faults.stop_after);
     match faults.fail_within {
-        Some((step, landing)) => {
-            let gate = Arc::new(WriteGate::new(step.as_str(), landing));
+        Some((wave, landing)) => {
+            let gate = Arc::new(WriteGate::new(wave.as_str(), landing));
             let gated = store.with_gate(Arc::clone(&gate));
-            super::run_steps(&gated, batch, timer.failing_within(step, gate)).await
+            super::run_steps(&gated, batch, timer.failing_within(wave, gate)).await
         }
         None => super::run_steps(store, batch, timer).await,
     }

@@ -25,7 +25,7 @@ use super::conversations::{ConversationState, ConversationUpdate};
 use super::plan::MessageDraft;
 use crate::inbox::{ActivityKey, moves};
 use crate::store::rows::Applied;
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{DbStats, RowWrite, Statements, Store, StoreError, Writes};
 use shared::webhook::{Direction, Origin};
 
 /// A workspace's inbound total as step 3 finds it.
@@ -122,14 +122,14 @@ pub fn plan_total(base: &WorkspaceTotal, fresh: &[&MessageDraft]) -> Option<Work
     counted.then_some(total)
 }
 
-/// Step 7: writes the new total, if any.
-pub async fn write_total(
-    store: &Store,
-    workspace_id: &str,
+/// Step 7: adds the new total, if any, to `writes`.
+pub fn write_total<'a>(
+    writes: &mut Writes<'a>,
+    s: &'a Statements,
+    workspace_id: &'a str,
     total: Option<WorkspaceTotal>,
     at: i64,
-    stats: &DbStats,
-) -> Result<(), StoreError> {
+) {
     let rows: Vec<RowWrite<TotalUpdateRow<'_>>> = total
         .and_then(|t| t.applied.map(|w| (t.inbound_total, w)))
         .map(|(inbound_total, w)| RowWrite {
@@ -144,10 +144,8 @@ pub async fn write_total(
         })
         .into_iter()
         .collect();
-    let statement = &store.statements().update_workspace_inbox;
-    store
-        .write("workspace inbox update", statement, rows, at, stats)
-        .await
+    let statement = &s.update_workspace_inbox;
+    writes.add(workspace_id, "workspace inbox update", statement, rows, at);
 }
 
 /// The list moves of `updates`: (entries to write with their time, entries to delete).
@@ -171,15 +169,14 @@ pub fn plan_moves(
     (set, delete)
 }
 
-/// Step 6: writes the moves of `updates` in the recency list.
-pub async fn write_moves(
-    store: &Store,
-    workspace_id: &str,
-    updates: &[ConversationUpdate],
-    state: &HashMap<Uuid, ConversationState>,
+/// Step 6: adds the moves of `updates` in the recency list to `writes`.
+pub fn write_moves<'a>(
+    writes: &mut Writes<'a>,
+    s: &'a Statements,
+    workspace_id: &'a str,
+    (updates, state): (&[ConversationUpdate], &HashMap<Uuid, ConversationState>),
     at: i64,
-    stats: &DbStats,
-) -> Result<(), StoreError> {
+) {
     let (set, delete) = plan_moves(updates, state);
     let bytes = 64 + workspace_id.len();
     let set: Vec<_> = set
@@ -209,10 +206,12 @@ pub async fn write_moves(
             },
         })
         .collect();
-    let s = store.statements();
-    futures::try_join!(
-        store.write("activity upserts", &s.activity_set, set, at, stats),
-        store.write("activity deletes", &s.activity_delete, delete, at, stats),
-    )?;
-    Ok(())
+    writes.add(workspace_id, "activity upserts", &s.activity_set, set, at);
+    writes.add(
+        workspace_id,
+        "activity deletes",
+        &s.activity_delete,
+        delete,
+        at,
+    );
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::plan::{MessageDraft, Plan};
 pub use crate::store::rows::Location;
 use crate::store::rows::Watermark;
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{DbStats, RowWrite, Store, StoreError, WorkspaceKey};
 
 /// The index row of a message id, as found in step 5.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +33,7 @@ pub struct IndexEntry {
 /// A `message_index` row as step 5 reads it (`INDEX_COLUMNS`).
 #[derive(Debug, DeserializeRow)]
 pub struct IndexRow {
+    pub workspace_id: String,
     pub message_id: String,
     pub conversation_id: Option<Uuid>,
     pub bucket: Option<i32>,
@@ -72,36 +73,54 @@ impl IndexEntry {
     }
 }
 
-/// Reads the index rows of every message id and status or amendment target
-/// in the plan.
-pub async fn find_index(
-    store: &Store,
-    workspace_id: &str,
-    plan: &Plan,
-    stats: &DbStats,
-) -> Result<HashMap<String, IndexEntry>, StoreError> {
-    let mut ids: Vec<String> = plan
-        .messages
-        .iter()
-        .map(|m| m.event.message_id.clone())
-        .collect();
+impl WorkspaceKey<String> for IndexRow {
+    fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
+    fn key(&self) -> &String {
+        &self.message_id
+    }
+}
+
+/// The message ids a plan looks up: its messages, and the targets of its
+/// statuses and amendments.
+fn looked_up(plan: &Plan) -> Vec<String> {
+    let mut ids: Vec<String> = plan.message_ids.clone();
     ids.extend(plan.statuses.iter().map(|s| s.message_id.clone()));
     ids.extend(plan.amendments.iter().map(|a| a.target_message_id.clone()));
     ids.sort_unstable();
     ids.dedup();
+    ids
+}
+
+/// Reads the index rows of every message id and status or amendment target
+/// of every workspace's plan (needs no placement: it may run beside step
+/// 1), in one cross-workspace lookup; one map per workspace, in order.
+pub async fn find_index(
+    store: &Store,
+    batch: &[(&str, &Plan)],
+    stats: &DbStats,
+) -> Result<Vec<HashMap<String, IndexEntry>>, StoreError> {
+    let wanted: Vec<(&str, Vec<String>)> = batch
+        .iter()
+        .map(|(ws, plan)| (*ws, looked_up(plan)))
+        .collect();
     let s = store.statements();
-    let rows: Vec<IndexRow> = store
-        .lookup(
+    let found: Vec<Vec<IndexRow>> = store
+        .lookup_across(
             "message index lookup",
             &s.index_by_message_ids,
-            workspace_id,
-            ids,
+            &wanted,
             stats,
         )
         .await?;
-    Ok(rows
+    Ok(found
         .into_iter()
-        .map(|row| (row.message_id.clone(), row.into()))
+        .map(|rows| {
+            rows.into_iter()
+                .map(|row| (row.message_id.clone(), row.into()))
+                .collect()
+        })
         .collect())
 }
 

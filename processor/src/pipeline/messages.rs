@@ -13,7 +13,7 @@
 //! last, as its write clock says (a re-run of fewer records, at a lower
 //! clock, cannot be needed to complete it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use scylla::value::CqlTimestamp;
 
@@ -23,7 +23,7 @@ use super::plan::{MessageDraft, Plan};
 use super::statuses::StatusChange;
 pub use crate::store::rows::MessageRow;
 use crate::store::rows::maybe;
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{RowWrite, Statements, Writes};
 use shared::webhook::DeliveryStatus;
 
 /// Splits the plan's messages into those to store and the count of
@@ -103,11 +103,26 @@ pub struct BatchChanges {
 
 impl BatchChanges {
     /// The changes of `plan`, given the index and the fresh messages (pure).
+    /// A change of a fresh message goes to its index row only: the message's
+    /// own insert carries it ([`Self::fold`]), in the same wave, so no write
+    /// can land on a message row before the insert that creates it.
     pub fn plan(plan: &Plan, index: &HashMap<String, IndexEntry>, fresh: &[&MessageDraft]) -> Self {
-        BatchChanges {
+        let mut changes = BatchChanges {
             statuses: super::statuses::plan_changes(&plan.statuses, index, fresh),
             amendments: super::amendments::plan_changes(&plan.amendments, index, fresh),
+        };
+        let inserted: HashSet<&str> = fresh.iter().map(|m| m.event.message_id.as_str()).collect();
+        for s in &mut changes.statuses {
+            if inserted.contains(s.message_id.as_str()) {
+                s.location = None;
+            }
         }
+        for (id, a) in &mut changes.amendments {
+            if inserted.contains(id.as_str()) {
+                a.location = None;
+            }
+        }
+        changes
     }
 
     /// What each fresh message's row should hold: its index entry with
@@ -141,32 +156,34 @@ impl BatchChanges {
     }
 }
 
-/// Inserts the new messages and their index rows: one sequential round trip.
-pub async fn insert(
-    store: &Store,
+/// Adds the new messages and their index rows to `writes`.
+pub fn insert<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     workspace_id: &str,
-    (fresh, changes): (&[&MessageDraft], &BatchChanges),
-    index: &HashMap<String, IndexEntry>,
+    (fresh, changes, index): (
+        &[&MessageDraft],
+        &BatchChanges,
+        &HashMap<String, IndexEntry>,
+    ),
     at: i64,
-    stats: &DbStats,
-) -> Result<(), StoreError> {
+) {
     let folded = changes.fold(fresh, index);
-    let messages = fresh
+    let messages: Vec<_> = fresh
         .iter()
         .map(|m| message_row(workspace_id, m, folded.get(&m.event.message_id)))
         .collect();
-    let locations = fresh
+    let locations: Vec<_> = fresh
         .iter()
         .map(|m| location_row(workspace_id, m))
         .collect();
-    let s = store.statements();
-    let insert_messages = store.write("message inserts", &s.insert_message, messages, at, stats);
-    let index_rows = store.write(
+    let ws = workspace_id;
+    writes.add(ws, "message inserts", &s.insert_message, messages, at);
+    writes.add(
+        ws,
         "message index upserts",
         &s.index_message_location,
         locations,
         at,
-        stats,
     );
-    futures::try_join!(insert_messages, index_rows).map(|_| ())
 }

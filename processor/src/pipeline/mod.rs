@@ -1,38 +1,46 @@
-//! The batched pipeline over a whole micro-batch: eight steps, each one wave
-//! holding the requests of every workspace of the batch.
+//! The batched pipeline over a whole micro-batch: eight steps carried by at
+//! most four sequential waves, each holding the requests of every workspace
+//! of the batch ([`steps`] has the table).
 //!
-//! | step | what | requests |
-//! |---|---|---|
-//! | 1 `find_contacts` | contact identities (phones and user ids) | one lookup wave |
-//! | 2 `create_contacts` | the missing identities | one write wave |
-//! | 3 `find_conversations` | conversations, with counters and watermark | one lookup wave |
-//! | 4 `create_conversations` | the missing ones (identity columns only) | one write wave |
-//! | 5 `find_messages` | message-id index rows (dedupe and statuses, [`message_index`]) | one lookup wave |
-//! | 6 `insert_messages` | messages and their index rows | one write wave |
-//! | 7 `update_conversations` | each touched conversation once | one write wave |
-//! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events | one write wave |
+//! | step | what |
+//! |---|---|
+//! | 1 `find_contacts` | contact identities (phones and user ids) |
+//! | 2 `create_contacts` | the missing identities |
+//! | 3 `find_conversations` | conversations, with counters and watermark |
+//! | 4 `create_conversations` | the missing ones (identity columns only) |
+//! | 5 `find_messages` | message-id index rows (dedupe and statuses, [`message_index`]) |
+//! | 6 `insert_messages` | messages and their index rows, recency-list moves |
+//! | 7 `update_conversations` | each touched conversation once, inbound totals |
+//! | 8 `apply_changes` | statuses, edits, revokes, reactions, account events |
 //!
-//! Each wave sends its requests concurrently, so a micro-batch costs at most
-//! eight sequential waves whatever its size and however many workspaces it
-//! spans. The store bounds the requests in flight
-//! (`cql.max_concurrent_requests`): a wave of more requests than that takes
-//! ceil(requests / bound) turns of the network within the wave.
+//! Ids are deterministic, so the lookups of steps 1, 3 and 5 share one wave
+//! (step 3 reads each identity's own conversations; only contacts stored
+//! under another identity's id need a second lookup wave), and each lookup
+//! is one `IN` over the keys of every workspace of the batch
+//! ([`Store::lookup_across`]): its requests grow with the keys, never with
+//! the number of workspaces. Every write is a
+//! blind idempotent upsert, so steps 2, 4, 6 and 8 share one wave, and the
+//! rows of every workspace of one Kafka partition share its unlogged
+//! batches ([`Writes`]). A micro-batch therefore costs at most four
+//! sequential waves (three in steady state) whatever its size and however
+//! many workspaces it spans. The store bounds the requests in flight
+//! (`cql.max_concurrent_requests`).
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
-//! idempotent upsert of values derived from the records alone, steps run in
-//! this order, and the only non-idempotent quantity (counters in step 7) is
-//! guarded by the conversation's watermark. Re-running the pipeline on the
-//! same records, after a failure at any point, ends in the same rows.
+//! idempotent upsert of values derived from the records alone, and the only
+//! non-idempotent quantities (counters in step 7) are guarded by watermarks
+//! and written in the last wave. Re-running the pipeline on the same
+//! records, after a failure at any point, ends in the same rows.
 //!
 //! Fencing: every write of a workspace's share of the batch carries the
-//! write clock of its last record plus its step's slot ([`Step::slot`],
-//! [`crate::clocks`]) as its client timestamp, and every value a batch
-//! writes reflects all of its records (step 6 folds the batch's own
-//! statuses and edits into the rows it inserts). A write at a higher clock
-//! therefore never holds less than one at a lower clock: a processor that
-//! lost its partitions mid-batch cannot overwrite its successor's newer
-//! rows, and a re-run of fewer records after a crash never needs to
-//! overwrite what the crashed attempt wrote.
+//! write clock of the batch's last record on its partition plus its step's
+//! slot ([`Step::slot`], [`crate::clocks`]) as its client timestamp, and
+//! every value a batch writes reflects all of its records (step 6 folds the
+//! batch's own statuses and edits into the rows it inserts). A write at a
+//! higher clock therefore never holds less than one at a lower clock: a
+//! processor that lost its partitions mid-batch cannot overwrite its
+//! successor's newer rows, and a re-run of fewer records after a crash
+//! never needs to overwrite what the crashed attempt wrote.
 
 mod amendments;
 mod contacts;
@@ -46,68 +54,22 @@ pub mod messages;
 pub mod plan;
 mod reactions;
 mod statuses;
+mod steps;
 mod timer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::decode::DecodedRecord;
-use crate::store::{DbStats, Store, StoreError};
+use crate::store::{DbStats, Statements, Store, StoreError, Writes};
 use conversations::{ConversationState, ConversationUpdate};
+use identity::Known;
+use message_index::IndexEntry;
 use messages::BatchChanges;
-use plan::{MessageDraft, Plan};
-use timer::StepTimer;
+use plan::Plan;
+pub use steps::{Step, Wave};
+use timer::WaveTimer;
 use uuid::Uuid;
-
-/// The pipeline's steps, in order. Names are metric label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
-    FindContacts,
-    CreateContacts,
-    FindConversations,
-    CreateConversations,
-    FindMessages,
-    InsertMessages,
-    UpdateConversations,
-    ApplyChanges,
-}
-
-impl Step {
-    pub const ALL: [Step; 8] = [
-        Step::FindContacts,
-        Step::CreateContacts,
-        Step::FindConversations,
-        Step::CreateConversations,
-        Step::FindMessages,
-        Step::InsertMessages,
-        Step::UpdateConversations,
-        Step::ApplyChanges,
-    ];
-
-    /// The step's slot in a record's write clock: a step's writes carry the
-    /// plan's clock plus this, so a later step's write of the same cell in
-    /// the same batch (a status after its message's insert) wins.
-    pub fn slot(self) -> i64 {
-        Step::ALL
-            .iter()
-            .position(|s| *s == self)
-            .and_then(|i| i64::try_from(i).ok())
-            .unwrap_or(0)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::FindContacts => "find_contacts",
-            Step::CreateContacts => "create_contacts",
-            Step::FindConversations => "find_conversations",
-            Step::CreateConversations => "create_conversations",
-            Step::FindMessages => "find_messages",
-            Step::InsertMessages => "insert_messages",
-            Step::UpdateConversations => "update_conversations",
-            Step::ApplyChanges => "apply_changes",
-        }
-    }
-}
 
 /// What one workspace's share of a batch did.
 #[derive(Debug, Default)]
@@ -128,8 +90,8 @@ pub struct Outcome {
 pub struct BatchOutcome {
     /// One per workspace, in the order given.
     pub workspaces: Vec<Outcome>,
-    /// How long each step's wave took, across every workspace.
-    pub step_durations: Vec<(Step, Duration)>,
+    /// How long each wave took, across every workspace.
+    pub wave_durations: Vec<(Wave, Duration)>,
     /// Sequential waves that sent at least one request.
     pub round_trips: u64,
 }
@@ -137,7 +99,7 @@ pub struct BatchOutcome {
 /// One workspace's records, in offset order.
 pub type WorkspaceRecords<'r> = (&'r str, Vec<&'r DecodedRecord>);
 
-/// Runs the eight steps for one workspace. `records` are in offset order.
+/// Runs the pipeline for one workspace. `records` are in offset order.
 pub async fn run_workspace(
     store: &Store,
     workspace_id: &str,
@@ -148,232 +110,195 @@ pub async fn run_workspace(
     Ok(batch.workspaces.pop().unwrap_or_default())
 }
 
-/// Runs the eight steps for every workspace of a micro-batch: each step is
-/// one wave holding the requests of every workspace, so the sequential depth
-/// is the number of steps, whatever the number of workspaces (the store
-/// bounds the requests in flight).
+/// Runs the eight steps for every workspace of a micro-batch in at most four
+/// sequential waves, each holding the requests of every workspace (the
+/// store bounds the requests in flight).
 pub async fn run_batch(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
     stats: &DbStats,
 ) -> Result<BatchOutcome, StoreError> {
-    run_steps(store, batch, StepTimer::new(stats)).await
+    run_steps(store, batch, WaveTimer::new(stats)).await
 }
 
-/// The eight steps, closed one by one by `timer`.
+/// What the lookups found for one workspace.
+#[derive(Debug, Default)]
+struct Found {
+    known: Known,
+    conversations: HashMap<Uuid, ConversationState>,
+    /// The conversations read in the first wave, found or not.
+    read: BTreeSet<Uuid>,
+    index: HashMap<String, IndexEntry>,
+    total: inbox_rows::WorkspaceTotal,
+}
+
+/// The four waves, closed one by one by `timer`.
 async fn run_steps(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
-    mut timer: StepTimer<'_>,
+    mut timer: WaveTimer<'_>,
 ) -> Result<BatchOutcome, StoreError> {
     let stats = timer.stats;
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
-    let mut plans: Vec<Plan> = batch.iter().map(|(_, r)| Plan::build(r)).collect();
-    let mut outs: Vec<Outcome> = batch.iter().map(|_| Outcome::default()).collect();
-    find_and_create_contacts(store, &ids, &mut plans, &mut outs, &mut timer).await?;
-    let (conv, totals) =
-        find_and_create_conversations(store, &ids, &plans, &mut outs, &mut timer).await?;
-    let (changes, fresh, updates) =
-        find_and_insert_messages(store, &ids, &plans, &conv, &mut outs, &mut timer).await?;
-
-    let each = || ids.iter().copied().zip(plans.iter());
-    let steps = each().zip(updates).zip(fresh.iter().zip(&totals));
-    wave(
-        steps.map(|(((ws, p), updates), ((f, _), total))| async move {
-            let total = inbox_rows::plan_total(total, f);
-            let at = p.write_clock(Step::UpdateConversations);
-            futures::try_join!(
-                conversations::write_updates(store, ws, updates, at, stats),
-                inbox_rows::write_total(store, ws, total, at, stats),
-            )
-            .map(|_| ())
-        }),
-    )
-    .await?;
-    timer.finish(Step::UpdateConversations)?;
-
-    let applied = wave(
-        each()
-            .zip(changes)
-            .map(|((ws, p), c)| apply_changes(store, ws, p, c, stats)),
-    )
-    .await?;
-    for ((out, plan), (statuses, amendments)) in outs.iter_mut().zip(&plans).zip(applied) {
-        out.statuses_applied = statuses;
-        out.amendments_applied = amendments;
-        out.reactions_written = plan.reactions.len() as u64;
-        out.account_events_stored = plan.account_events.len() as u64;
+    let mut plans = plan_batch(batch);
+    let mut found = look_up(store, &ids, &plans, stats).await?;
+    timer.finish(Wave::Lookups)?;
+    let mut outs: Vec<Outcome> = Vec::with_capacity(plans.len());
+    for ((ws, plan), f) in ids.iter().zip(plans.iter_mut()).zip(&found) {
+        plan.place(ws, &f.known);
+        outs.push(Outcome {
+            skipped_kinds: plan.skipped.clone(),
+            ..Outcome::default()
+        });
     }
-    timer.finish(Step::ApplyChanges)?;
+    look_up_the_rest(store, &ids, &plans, &mut found, stats).await?;
+    timer.finish(Wave::MoreLookups)?;
+
+    let s = store.statements();
+    let mut writes = Writes::default();
+    let mut updates = Writes::default();
+    for (((ws, plan), f), out) in ids.iter().zip(&plans).zip(&found).zip(&mut outs) {
+        plan_workspace(s, (&mut writes, &mut updates), (*ws, plan, f), out);
+    }
+    writes.send(store, stats).await?;
+    timer.finish(Wave::Writes)?;
+    updates.send(store, stats).await?;
+    timer.finish(Wave::Updates)?;
     Ok(BatchOutcome {
         workspaces: outs,
-        step_durations: timer.durations,
+        wave_durations: timer.durations,
         round_trips: timer.round_trips,
     })
 }
 
-/// Steps 1 and 2: finds the identities, places every event of each plan
-/// with them, and creates the missing ones.
-async fn find_and_create_contacts(
-    store: &Store,
-    ids: &[&str],
-    plans: &mut [Plan],
-    outs: &mut [Outcome],
-    timer: &mut StepTimer<'_>,
-) -> Result<(), StoreError> {
-    let stats = timer.stats;
-    let known = wave(
-        ids.iter()
-            .zip(plans.iter())
-            .map(|(ws, p)| contacts::find_existing(store, ws, p, stats)),
-    )
-    .await?;
-    for ((ws, plan), (known, out)) in ids
-        .iter()
-        .zip(plans.iter_mut())
-        .zip(known.iter().zip(outs.iter_mut()))
-    {
-        plan.place(ws, known);
-        out.skipped_kinds.clone_from(&plan.skipped);
+/// Each workspace's plan, its writes timed by the batch's last record on
+/// the workspace's partition ([`crate::clocks`]).
+fn plan_batch(batch: &[WorkspaceRecords<'_>]) -> Vec<Plan> {
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for r in batch.iter().flat_map(|(_, records)| records) {
+        let clock = last.entry(r.partition).or_insert(r.clock);
+        *clock = (*clock).max(r.clock);
     }
-    timer.finish(Step::FindContacts)?;
-    let created = wave(
-        ids.iter()
-            .zip(plans.iter())
-            .zip(&known)
-            .map(|((ws, p), k)| {
-                let at = p.write_clock(Step::CreateContacts);
-                contacts::create_missing(store, ws, p, k, at, stats)
-            }),
-    )
-    .await?;
-    set(outs, created, |o, n| o.contacts_created = n);
-    timer.finish(Step::CreateContacts)
+    batch
+        .iter()
+        .map(|(_, records)| {
+            let mut plan = Plan::build(records);
+            let partitions = records.iter().filter_map(|r| last.get(&r.partition));
+            plan.clock = partitions.copied().max().unwrap_or(plan.clock);
+            plan
+        })
+        .collect()
 }
 
-/// Each workspace's conversations (with their state) and inbound total.
-type Conversations = (
-    Vec<HashMap<Uuid, ConversationState>>,
-    Vec<inbox_rows::WorkspaceTotal>,
-);
-
-/// Steps 3 and 4: finds the conversations (with their state) and the
-/// workspaces' inbound totals, and creates the missing conversations.
-async fn find_and_create_conversations(
+/// The first wave: steps 1, 3 (each identity's own conversations) and 5,
+/// and the inbound totals, each one cross-workspace lookup for every
+/// workspace of the batch.
+async fn look_up(
     store: &Store,
     ids: &[&str],
     plans: &[Plan],
-    outs: &mut [Outcome],
-    timer: &mut StepTimer<'_>,
-) -> Result<Conversations, StoreError> {
-    let stats = timer.stats;
-    let each = || ids.iter().copied().zip(plans.iter());
-    let (conv, totals) = futures::try_join!(
-        wave(each().map(|(ws, p)| conversations::find_existing(store, ws, p, stats))),
+    stats: &DbStats,
+) -> Result<Vec<Found>, StoreError> {
+    let batch: Vec<(&str, &Plan)> = ids.iter().copied().zip(plans).collect();
+    let read: Vec<BTreeSet<Uuid>> = batch
+        .iter()
+        .map(|(ws, plan)| plan.likely_conversations(ws))
+        .collect();
+    let wanted: Vec<(&str, Vec<Uuid>)> = ids
+        .iter()
+        .zip(&read)
+        .map(|(ws, keys)| (*ws, keys.iter().copied().collect()))
+        .collect();
+    let (known, conversations, index, totals) = futures::try_join!(
+        contacts::find_existing(store, &batch, stats),
+        conversations::find_existing(store, &wanted, stats),
+        messages::find_index(store, &batch, stats),
         inbox_rows::find_totals(store, ids, stats),
     )?;
-    timer.finish(Step::FindConversations)?;
-    let created = wave(each().zip(&conv).map(|((ws, p), c)| {
-        let at = p.write_clock(Step::CreateConversations);
-        conversations::create_missing(store, ws, p, c, at, stats)
-    }))
-    .await?;
-    set(outs, created, |o, n| o.conversations_created = n);
-    timer.finish(Step::CreateConversations)?;
-    Ok((conv, totals))
+    let found = known.into_iter().zip(conversations).zip(read);
+    Ok(found
+        .zip(index.into_iter().zip(totals))
+        .map(|(((known, conversations), read), (index, total))| Found {
+            known,
+            conversations,
+            read,
+            index,
+            total,
+        })
+        .collect())
 }
 
-/// Each workspace's own statuses and amendments (for step 8), its messages
-/// to store with the count of duplicates, and its conversation updates.
-type Found<'p> = (
-    Vec<BatchChanges>,
-    Vec<(Vec<&'p MessageDraft>, u64)>,
-    Vec<Vec<ConversationUpdate>>,
-);
-
-/// Steps 5 and 6: reads the message index, drops the duplicates, plans the
-/// conversation updates, and inserts the messages beside the recency-list
-/// moves those updates make.
-async fn find_and_insert_messages<'p>(
+/// The second wave, sent only when needed: the conversations of contacts
+/// step 1 found stored under another identity's id (not read in the
+/// first), in one cross-workspace lookup.
+async fn look_up_the_rest(
     store: &Store,
     ids: &[&str],
-    plans: &'p [Plan],
-    conv: &[HashMap<Uuid, ConversationState>],
-    outs: &mut [Outcome],
-    timer: &mut StepTimer<'_>,
-) -> Result<Found<'p>, StoreError> {
-    let stats = timer.stats;
-    let each = || ids.iter().copied().zip(plans.iter());
-    let index = wave(each().map(|(ws, p)| messages::find_index(store, ws, p, stats))).await?;
-    let fresh: Vec<_> = plans
+    plans: &[Plan],
+    found: &mut [Found],
+    stats: &DbStats,
+) -> Result<(), StoreError> {
+    let wanted: Vec<(&str, Vec<Uuid>)> = ids
         .iter()
-        .zip(&index)
-        .map(|(p, i)| messages::split_new(p, i))
+        .zip(plans)
+        .zip(found.iter())
+        .map(|((ws, plan), f)| {
+            let unread = plan.conversations.keys().filter(|id| !f.read.contains(*id));
+            (*ws, unread.copied().collect())
+        })
         .collect();
-    let changes: Vec<BatchChanges> = plans
-        .iter()
-        .zip(&index)
-        .zip(&fresh)
-        .map(|((p, i), (f, _))| BatchChanges::plan(p, i, f))
-        .collect();
-    timer.finish(Step::FindMessages)?;
-    let updates: Vec<Vec<ConversationUpdate>> = plans
-        .iter()
-        .zip(&fresh)
-        .zip(conv)
-        .map(|((p, (f, _)), c)| conversations::plan_updates(p, f, c))
-        .collect();
-    wave(
-        each()
-            .zip(fresh.iter().zip(&changes))
-            .zip(&index)
-            .zip(updates.iter().zip(conv))
-            .map(|((((ws, p), ((f, _), ch)), i), (u, c))| async move {
-                let at = p.write_clock(Step::InsertMessages);
-                futures::try_join!(
-                    messages::insert(store, ws, (f, ch), i, at, stats),
-                    inbox_rows::write_moves(store, ws, u, c, at, stats),
-                )
-                .map(|_| ())
-            }),
-    )
-    .await?;
-    for ((out, plan), (f, duplicates)) in outs.iter_mut().zip(plans).zip(&fresh) {
-        out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
-        out.messages_inserted = f.len() as u64;
+    if wanted.iter().all(|(_, keys)| keys.is_empty()) {
+        return Ok(());
     }
-    timer.finish(Step::InsertMessages)?;
-    Ok((changes, fresh, updates))
+    let more = conversations::find_existing(store, &wanted, stats).await?;
+    for (f, more) in found.iter_mut().zip(more) {
+        f.conversations.extend(more);
+    }
+    Ok(())
 }
 
-/// All the futures of one step, concurrently: one sequential round trip.
-async fn wave<T, F>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, StoreError>
-where
-    F: std::future::Future<Output = Result<T, StoreError>>,
-{
-    futures::future::try_join_all(futures).await
-}
-
-fn set(outs: &mut [Outcome], values: Vec<u64>, field: impl Fn(&mut Outcome, u64)) {
-    for (out, n) in outs.iter_mut().zip(values) {
-        field(out, n);
-    }
+/// Plans one workspace's writes (pure): steps 2, 4, 6 and 8 into `writes`,
+/// step 7 into `updates`, and counts them in `out`.
+fn plan_workspace<'a>(
+    s: &'a Statements,
+    (writes, updates): (&mut Writes<'a>, &mut Writes<'a>),
+    (ws, plan, f): (&'a str, &'a Plan, &Found),
+    out: &mut Outcome,
+) {
+    let at = |step: Step| plan.write_clock(step);
+    let conv = &f.conversations;
+    out.contacts_created =
+        contacts::create_missing(writes, s, ws, (plan, &f.known), at(Step::CreateContacts));
+    out.conversations_created =
+        conversations::create_missing(writes, s, ws, (plan, conv), at(Step::CreateConversations));
+    let (fresh, duplicates) = messages::split_new(plan, &f.index);
+    let changes = BatchChanges::plan(plan, &f.index, &fresh);
+    let moved: Vec<ConversationUpdate> = conversations::plan_updates(plan, &fresh, conv);
+    let inserts = at(Step::InsertMessages);
+    messages::insert(writes, s, ws, (&fresh, &changes, &f.index), inserts);
+    inbox_rows::write_moves(writes, s, ws, (&moved, conv), inserts);
+    let total = inbox_rows::plan_total(&f.total, &fresh);
+    out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
+    out.messages_inserted = fresh.len() as u64;
+    apply_changes(writes, s, (ws, plan), changes, out);
+    let at_update = at(Step::UpdateConversations);
+    conversations::write_updates(updates, s, ws, moved, at_update);
+    inbox_rows::write_total(updates, s, ws, total, at_update);
 }
 
 /// Step 8 for one workspace: statuses, amendments, reactions and account
-/// events. Returns (statuses, amendments) applied.
-async fn apply_changes(
-    store: &Store,
-    ws: &str,
-    plan: &Plan,
+/// events, counted in `out`.
+fn apply_changes<'a>(
+    writes: &mut Writes<'a>,
+    s: &'a Statements,
+    (ws, plan): (&'a str, &'a Plan),
     changes: BatchChanges,
-    stats: &DbStats,
-) -> Result<(u64, u64), StoreError> {
+    out: &mut Outcome,
+) {
     let at = plan.write_clock(Step::ApplyChanges);
-    let (statuses, amendments, ()) = futures::try_join!(
-        statuses::apply(store, ws, changes.statuses, at, stats),
-        amendments::apply(store, ws, changes.amendments, at, stats),
-        reactions::write(store, ws, &plan.reactions, &plan.account_events, at, stats),
-    )?;
-    Ok((statuses, amendments))
+    out.statuses_applied = statuses::apply(writes, s, ws, changes.statuses, at);
+    out.amendments_applied = amendments::apply(writes, s, ws, changes.amendments, at);
+    reactions::write(writes, s, ws, (&plan.reactions, &plan.account_events), at);
+    out.reactions_written = plan.reactions.len() as u64;
+    out.account_events_stored = plan.account_events.len() as u64;
 }

@@ -109,6 +109,8 @@ pub struct Plan {
     /// Identities to look up in step 1.
     pub phones: BTreeSet<String>,
     pub user_ids: BTreeSet<String>,
+    /// The batch's message ids, each once (looked up in the index in step 5).
+    pub message_ids: Vec<String>,
     pending: Vec<(Pending, Source)>,
     pub statuses: Vec<StatusEvent>,
     pub reactions: Vec<ReactionDraft>,
@@ -123,9 +125,10 @@ pub struct Plan {
     pub conversations: BTreeMap<Uuid, ConversationDraft>,
     pub messages: Vec<MessageDraft>,
     pub conversation_events: Vec<ConversationEventDraft>,
-    /// The write clock of the workspace's last record in the batch: every
-    /// write of this plan carries it (plus its step's slot) as its client
-    /// timestamp ([`crate::clocks`]).
+    /// The write clock of the batch's last record on this workspace's
+    /// partition: every write of this plan carries it (plus its step's slot)
+    /// as its client timestamp ([`crate::clocks`]), so the writes of every
+    /// workspace of one partition share timestamps and batches.
     pub clock: i64,
 }
 
@@ -156,6 +159,7 @@ impl Plan {
                             plan.duplicates_in_batch += 1;
                             continue;
                         }
+                        plan.message_ids.push(m.message_id.clone());
                         plan.wants(&m.contact(), m.new_phone.as_deref());
                         plan.pending.push((Pending::Message(m.clone()), at));
                     }
@@ -182,6 +186,34 @@ impl Plan {
             }
         }
         plan
+    }
+
+    /// The conversations the batch most likely touches, before step 1 has
+    /// answered: those of each identity's own derived contact id (a new
+    /// contact's, or a stored contact first seen by that identity). Step 3
+    /// reads them beside step 1; only conversations of contacts stored
+    /// under another identity's id are read after it.
+    pub fn likely_conversations(&self, ws: &str) -> BTreeSet<Uuid> {
+        let mut likely = BTreeSet::new();
+        for (pending, _) in &self.pending {
+            let (contact, phone_number_id, group) = match pending {
+                Pending::Message(m) => (m.contact(), &m.phone_number_id, m.group_id.as_deref()),
+                Pending::Conversation(c) => (conversation_contact(c), &c.phone_number_id, None),
+            };
+            if let Some(group) = group {
+                likely.insert(ids::group_conversation_id(ws, phone_number_id, group));
+                continue;
+            }
+            let phone = contact.phone.as_deref().map(|p| ids::contact_id(ws, p));
+            let user = contact
+                .user_id
+                .as_deref()
+                .map(|u| ids::user_contact_id(ws, u));
+            for id in phone.into_iter().chain(user) {
+                likely.insert(ids::conversation_id(ws, phone_number_id, id));
+            }
+        }
+        likely
     }
 
     /// The client timestamp of this plan's writes in `step`.

@@ -17,7 +17,7 @@ use scylla::value::CqlTimestamp;
 use shared::ids;
 
 use super::plan::{AccountDraft, ReactionDraft, month_bucket};
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{RowWrite, Statements, Writes};
 
 /// The client timestamp (µs) of a reaction write.
 pub fn write_timestamp(r: &ReactionDraft) -> i64 {
@@ -62,15 +62,14 @@ struct AccountRow {
     value: String,
 }
 
-/// Writes the batch's reactions and account events in one wave.
-pub async fn write(
-    store: &Store,
+/// Adds the batch's reactions and account events to `writes`.
+pub fn write<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     ws: &str,
-    reactions: &[ReactionDraft],
-    accounts: &[AccountDraft],
+    (reactions, accounts): (&[ReactionDraft], &[AccountDraft]),
     at: i64,
-    stats: &DbStats,
-) -> Result<(), StoreError> {
+) {
     let mut sets: Vec<RowWrite<ReactionSet>> = Vec::new();
     let mut deletes: Vec<RowWrite<ReactionDelete>> = Vec::new();
     for r in reactions {
@@ -104,13 +103,9 @@ pub async fn write(
         }
     }
     let events: Vec<RowWrite<AccountRow>> = accounts.iter().map(|a| account_row(ws, a)).collect();
-    let s = store.statements();
-    futures::try_join!(
-        store.write("reaction upserts", &s.reaction_set, sets, at, stats),
-        store.write("reaction removals", &s.reaction_delete, deletes, at, stats),
-        store.write("account events", &s.insert_account_event, events, at, stats),
-    )?;
-    Ok(())
+    writes.add(ws, "reaction upserts", &s.reaction_set, sets, at);
+    writes.add(ws, "reaction removals", &s.reaction_delete, deletes, at);
+    writes.add(ws, "account events", &s.insert_account_event, events, at);
 }
 
 fn account_row(ws: &str, a: &AccountDraft) -> RowWrite<AccountRow> {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::message_index::{IndexEntry, Location};
 use super::plan::MessageDraft;
 use crate::store::rows::maybe;
-use crate::store::{DbStats, RowWrite, Store, StoreError};
+use crate::store::{RowWrite, Statements, Writes};
 
 /// The new state of one message after this batch's statuses.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,15 +98,15 @@ struct MessageStatusRow {
     message_id: String,
 }
 
-/// Writes the changes to the index and, where the message is stored, to its
-/// row: one sequential round trip. Returns how many messages changed.
-pub async fn apply(
-    store: &Store,
+/// Adds to `writes` the changes to the index and, where the message is
+/// stored, to its row. Returns how many messages changed.
+pub fn apply<'s>(
+    writes: &mut Writes<'s>,
+    s: &'s Statements,
     workspace_id: &str,
     changes: Vec<StatusChange>,
     at: i64,
-    stats: &DbStats,
-) -> Result<u64, StoreError> {
+) -> u64 {
     let mut index_rows: Vec<RowWrite<IndexStatusRow>> = Vec::with_capacity(changes.len());
     let mut message_rows: Vec<RowWrite<MessageStatusRow>> = Vec::new();
     for c in &changes {
@@ -139,25 +139,22 @@ pub async fn apply(
             });
         }
     }
-    let s = store.statements();
-    let (a, b) = futures::join!(
-        store.write(
-            "index status updates",
-            &s.index_message_status,
-            index_rows,
-            at,
-            stats
-        ),
-        store.write(
-            "message status updates",
-            &s.message_status,
-            message_rows,
-            at,
-            stats
-        )
+    let ws = workspace_id;
+    writes.add(
+        ws,
+        "index status updates",
+        &s.index_message_status,
+        index_rows,
+        at,
     );
-    a.and(b)?;
-    Ok(changes.len() as u64)
+    writes.add(
+        ws,
+        "message status updates",
+        &s.message_status,
+        message_rows,
+        at,
+    );
+    changes.len() as u64
 }
 
 #[cfg(test)]

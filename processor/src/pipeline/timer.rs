@@ -1,41 +1,41 @@
-//! The clock of a pipeline run: closes each step, records its duration and
+//! The clock of a pipeline run: closes each wave, records its duration and
 //! counts its round trip.
 //!
-//! Guarantee: [`StepTimer::finish`] is called once per step, in order, and
-//! counts a round trip only for a step that sent a request. Tests only
+//! Guarantee: [`WaveTimer::finish`] is called once per wave, in order, and
+//! counts a round trip only for a wave that sent a request. Tests only
 //! (feature `fault-injection`): with `fail_after`, the run fails right after
-//! that step; with `fail_within`, the timer arms the store's
-//! [`WriteGate`](crate::store::WriteGate) as that step's wave begins (the
-//! gate then refuses the writes past its allowance), and fails the run when
-//! the step closes, should every write of the wave have landed; with
-//! `stop_after`, the process stops itself (SIGSTOP) once that step closes.
+//! that wave; with `fail_within`, the timer arms the store's
+//! [`WriteGate`](crate::store::WriteGate) as that wave begins (the gate then
+//! refuses the writes past its allowance), and fails the run when the wave
+//! closes, should every write of it have landed; with `stop_after`, the
+//! process stops itself (SIGSTOP) once that wave closes.
 
 use std::time::{Duration, Instant};
 
-use super::Step;
+use super::Wave;
 use crate::store::{DbStats, StoreError};
 
-pub(super) struct StepTimer<'a> {
+pub(super) struct WaveTimer<'a> {
     pub(super) stats: &'a DbStats,
     /// Tests only: the step after which the run fails.
     #[cfg(feature = "fault-injection")]
-    fail_after: Option<Step>,
+    fail_after: Option<Wave>,
     /// Tests only: the step in whose wave the run fails, and the gate its writes pass.
     #[cfg(feature = "fault-injection")]
-    fail_within: Option<(Step, std::sync::Arc<crate::store::WriteGate>)>,
+    fail_within: Option<(Wave, std::sync::Arc<crate::store::WriteGate>)>,
     /// Tests only: the step after which the process stops itself, and
     /// whether this run did.
     #[cfg(feature = "fault-injection")]
-    stop_after: (Option<Step>, bool),
+    stop_after: (Option<Wave>, bool),
     started: Instant,
     requests_before: u64,
-    pub(super) durations: Vec<(Step, Duration)>,
+    pub(super) durations: Vec<(Wave, Duration)>,
     pub(super) round_trips: u64,
 }
 
-impl<'a> StepTimer<'a> {
+impl<'a> WaveTimer<'a> {
     pub(super) fn new(stats: &'a DbStats) -> Self {
-        StepTimer {
+        WaveTimer {
             stats,
             #[cfg(feature = "fault-injection")]
             fail_after: None,
@@ -45,74 +45,76 @@ impl<'a> StepTimer<'a> {
             stop_after: (None, false),
             started: Instant::now(),
             requests_before: stats.requests(),
-            durations: Vec::with_capacity(Step::ALL.len()),
+            durations: Vec::with_capacity(Wave::ALL.len()),
             round_trips: 0,
         }
     }
 
     #[cfg(feature = "fault-injection")]
-    pub(super) fn failing_after(self, fail_after: Option<Step>) -> Self {
-        StepTimer { fail_after, ..self }
+    pub(super) fn failing_after(self, fail_after: Option<Wave>) -> Self {
+        WaveTimer { fail_after, ..self }
     }
 
     #[cfg(feature = "fault-injection")]
-    pub(super) fn stopping_after(self, stop_after: Option<Step>) -> Self {
-        StepTimer {
+    pub(super) fn stopping_after(self, stop_after: Option<Wave>) -> Self {
+        WaveTimer {
             stop_after: (stop_after, false),
             ..self
         }
     }
 
-    /// Arms `gate` for the wave of `step` (at once when it is the first step).
+    /// Arms `gate` for `wave` (at once when it is the first wave).
     #[cfg(feature = "fault-injection")]
     pub(super) fn failing_within(
         self,
-        step: Step,
+        wave: Wave,
         gate: std::sync::Arc<crate::store::WriteGate>,
     ) -> Self {
-        gate.arm(step == Step::ALL[0]);
-        StepTimer {
-            fail_within: Some((step, gate)),
+        gate.arm(wave == Wave::ALL[0]);
+        WaveTimer {
+            fail_within: Some((wave, gate)),
             ..self
         }
     }
 
-    /// Closes a step: records its duration, counts its round trip if it sent
+    /// Closes a wave: records its duration, counts its round trip if it sent
     /// anything, and (tests only) fails if a fault is injected here.
-    pub(super) fn finish(&mut self, step: Step) -> Result<(), StoreError> {
+    pub(super) fn finish(&mut self, wave: Wave) -> Result<(), StoreError> {
         let now = Instant::now();
-        self.durations.push((step, now - self.started));
-        self.started = now;
         let requests = self.stats.requests();
-        if requests > self.requests_before {
+        let sent = requests > self.requests_before;
+        if sent {
+            self.durations.push((wave, now - self.started));
+        }
+        self.started = now;
+        if sent {
             self.stats.add_round_trip();
             self.round_trips += 1;
         }
         self.requests_before = requests;
         #[cfg(feature = "fault-injection")]
-        self.inject(step)?;
+        self.inject(wave)?;
         Ok(())
     }
 
-    /// Tests only: the faults due as `step` closes.
+    /// Tests only: the faults due as `wave` closes.
     #[cfg(feature = "fault-injection")]
-    fn inject(&mut self, step: Step) -> Result<(), StoreError> {
+    fn inject(&mut self, wave: Wave) -> Result<(), StoreError> {
         if self.stop_after.1 {
-            tracing::warn!(step = step.as_str(), "fault: the stopped batch went on");
+            tracing::warn!(wave = wave.as_str(), "fault: the stopped batch went on");
         }
-        if self.stop_after.0 == Some(step) && super::faults::stop_once() {
+        if self.stop_after.0 == Some(wave) && super::faults::stop_once() {
             self.stop_after.1 = true;
         }
         if let Some((target, gate)) = &self.fail_within {
-            if *target == step {
+            if *target == wave {
                 gate.arm(false);
-                return Err(StoreError::Injected(step.as_str()));
+                return Err(StoreError::Injected(wave.as_str()));
             }
-            let next = Step::ALL.iter().skip_while(|s| **s != step).nth(1);
-            gate.arm(next == Some(target));
+            gate.arm(wave.next() == Some(*target));
         }
-        if self.fail_after == Some(step) {
-            return Err(StoreError::Injected(step.as_str()));
+        if self.fail_after == Some(wave) {
+            return Err(StoreError::Injected(wave.as_str()));
         }
         Ok(())
     }

@@ -34,15 +34,27 @@ pub enum StoreError {
     Rows { what: &'static str, message: String },
     #[error("the cluster did not agree on the schema version: {0}")]
     SchemaAgreement(Box<scylla::errors::SchemaAgreementError>),
+    /// `processor migrate` found a table keyed as before cross-workspace
+    /// lookups (`workspace_id` in its partition key); CQL cannot change a
+    /// primary key in place.
+    #[error(
+        "table {keyspace}.{table} has the key layout of an earlier release (workspace_id in \
+         its partition key); this release looks rows up across workspaces by their own key: \
+         migrate into a new keyspace (cql.keyspace) and replay the topic into it"
+    )]
+    OldLayout {
+        keyspace: String,
+        table: &'static str,
+    },
     /// Tests only (feature `fault-injection`): a crash after a step.
     #[cfg(feature = "fault-injection")]
-    #[error("injected failure after step {0}")]
+    #[error("injected failure after wave {0}")]
     Injected(&'static str),
     /// Tests only (feature `fault-injection`): a crash inside the wave of a
     /// step, after `landed` of its writes.
     #[cfg(feature = "fault-injection")]
-    #[error("injected failure in step {step} after {landed} of its writes")]
-    InjectedWithin { step: &'static str, landed: usize },
+    #[error("injected failure in wave {wave} after {landed} of its writes")]
+    InjectedWithin { wave: &'static str, landed: usize },
     /// Tests only (feature `fault-injection`): a transient failure, as an
     /// unavailable database gives; the consumer waits and retries.
     #[cfg(feature = "fault-injection")]
@@ -70,6 +82,7 @@ impl StoreError {
             StoreError::Rows { .. }
             | StoreError::Connect { .. }
             | StoreError::SchemaAgreement(_) => false,
+            StoreError::OldLayout { .. } => true,
         }
     }
 }

@@ -19,7 +19,7 @@ use super::StoreError;
 /// Lets `allowed` writes of one wave land, then refuses the rest.
 #[derive(Debug)]
 pub struct WriteGate {
-    step: &'static str,
+    wave: &'static str,
     allowed: usize,
     armed: AtomicBool,
     /// The writes landed while armed; holding the lock is the one turn to write.
@@ -38,10 +38,10 @@ impl Turn<'_> {
 }
 
 impl WriteGate {
-    /// A gate, unarmed, for the wave of `step` (named in the refusal).
-    pub fn new(step: &'static str, allowed: usize) -> Self {
+    /// A gate, unarmed, for `wave` (named in the refusal).
+    pub fn new(wave: &'static str, allowed: usize) -> Self {
         Self {
-            step,
+            wave,
             allowed,
             armed: AtomicBool::new(false),
             landed: Mutex::new(0),
@@ -62,7 +62,7 @@ impl WriteGate {
         let landed = self.landed.lock().await;
         if *landed >= self.allowed {
             return Err(StoreError::InjectedWithin {
-                step: self.step,
+                wave: self.wave,
                 landed: *landed,
             });
         }
@@ -90,7 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_armed_gate_lets_exactly_the_allowed_writes_of_a_wave_land() {
-        let gate = WriteGate::new("apply_changes", 2);
+        let gate = WriteGate::new("writes", 2);
         assert!(matches!(gate.admit().await, Ok(None)), "unarmed: no turn");
         gate.arm(true);
         let wave = futures::future::join_all((0..5).map(|_| write(&gate))).await;
@@ -99,7 +99,7 @@ mod tests {
         assert!(matches!(
             refused,
             Err(StoreError::InjectedWithin {
-                step: "apply_changes",
+                wave: "writes",
                 landed: 2
             })
         ));
@@ -107,7 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_admitted_write_does_not_count_as_landed() {
-        let gate = WriteGate::new("insert_messages", 1);
+        let gate = WriteGate::new("writes", 1);
         gate.arm(true);
         let failed = gate.admit().await;
         assert!(matches!(failed, Ok(Some(_))));

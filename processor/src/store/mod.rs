@@ -1,7 +1,11 @@
 //! The CQL store: one session, every statement prepared once at start-up,
 //! and the three request shapes the pipeline uses.
 //!
-//! - [`Store::lookup`]: find rows by partition key, as chunked `IN` queries
+//! - [`Store::lookup_across`]: find rows by partition key for every
+//!   workspace of a micro-batch at once, as chunked `IN` queries over the
+//!   keys of all of them ([`Store::lookup`]). The tables the pipeline looks
+//!   up are partitioned by the key alone, the workspace clustering, so the
+//!   number of lookups grows with the keys, not with the workspaces
 //!   (schemas/README.md has the measurement against concurrent
 //!   single-partition statements, which only the benchmark runs).
 //! - [`Store::write`]: unlogged batches grouped by partition and chunked to
@@ -26,12 +30,15 @@ mod gate;
 pub mod rows;
 mod schema;
 mod statements;
+mod writes;
 
 pub use error::StoreError;
 #[cfg(feature = "fault-injection")]
 pub use gate::WriteGate;
+pub use rows::WorkspaceKey;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,6 +54,7 @@ use tokio::sync::Semaphore;
 
 pub use schema::{migrate, schema_statements};
 pub use statements::Statements;
+pub use writes::Writes;
 
 use crate::config::CqlConfig;
 
@@ -149,14 +157,14 @@ impl Store {
         &self.session
     }
 
-    /// Finds the rows of `keys` in one workspace: `by_in` takes
-    /// `(workspace_id, Vec<key>)`, sent in chunks of `cql.max_batch_statements`
-    /// keys, all concurrently, within one sequential round trip.
+    /// Finds the rows whose partition key is in `keys`, whatever their
+    /// workspace: `by_in` takes `(Vec<key>)`, sent in chunks of
+    /// `cql.max_batch_statements` keys, all concurrently, within one
+    /// sequential round trip.
     pub async fn lookup<K, R>(
         &self,
         what: &'static str,
         by_in: &PreparedStatement,
-        workspace_id: &str,
         keys: Vec<K>,
         stats: &DbStats,
     ) -> Result<Vec<R>, StoreError>
@@ -174,13 +182,45 @@ impl Store {
         stats.add_requests(chunks.len());
         let futures: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| self.lookup_chunk::<K, R>(what, by_in, workspace_id, chunk))
+            .map(|chunk| self.lookup_chunk::<K, R>(what, by_in, chunk))
             .collect();
         let pages: Vec<Vec<R>> = stream::iter(futures)
             .buffer_unordered(self.cfg.max_concurrent_requests)
             .try_collect()
             .await?;
         Ok(pages.into_iter().flatten().collect())
+    }
+
+    /// Finds the rows of every workspace's keys in one cross-workspace
+    /// [`Store::lookup`] (each key asked once, whichever workspaces want
+    /// it), and hands each workspace, in the order of `wanted`, the rows of
+    /// its own keys only.
+    pub async fn lookup_across<K, R>(
+        &self,
+        what: &'static str,
+        by_in: &PreparedStatement,
+        wanted: &[(&str, Vec<K>)],
+        stats: &DbStats,
+    ) -> Result<Vec<Vec<R>>, StoreError>
+    where
+        K: SerializeValue + Clone + Ord + Hash + Send + Sync,
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + WorkspaceKey<K> + Send,
+    {
+        let keys: BTreeSet<&K> = wanted.iter().flat_map(|(_, keys)| keys).collect();
+        let keys: Vec<K> = keys.into_iter().cloned().collect();
+        let rows: Vec<R> = self.lookup(what, by_in, keys, stats).await?;
+        let wants: HashMap<(&str, &K), usize> = wanted
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (ws, keys))| keys.iter().map(move |k| ((*ws, k), i)))
+            .collect();
+        let mut found: Vec<Vec<R>> = wanted.iter().map(|_| Vec::new()).collect();
+        for row in rows {
+            if let Some(&i) = wants.get(&(row.workspace_id(), row.key())) {
+                found[i].push(row);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes `rows` of one prepared statement as unlogged batches grouped
@@ -220,7 +260,6 @@ impl Store {
         &self,
         what: &'static str,
         statement: &PreparedStatement,
-        workspace_id: &str,
         keys: Vec<K>,
     ) -> Result<Vec<R>, StoreError>
     where
@@ -228,7 +267,7 @@ impl Store {
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let _permit = self.in_flight.acquire().await.ok();
-        query_rows(&self.session, what, statement, (workspace_id, keys)).await
+        query_rows(&self.session, what, statement, (keys,)).await
     }
 
     /// One read of any shape (counted as one request of `stats`), within the

@@ -84,6 +84,7 @@ impl Location {
 /// A `conversations` row as step 3 reads it (`CONVERSATION_COLUMNS`).
 #[derive(Debug, DeserializeRow)]
 pub struct ConversationRow {
+    pub workspace_id: String,
     pub conversation_id: Uuid,
     pub contact_name: Option<String>,
     pub state_at: Option<CqlTimestamp>,
@@ -154,6 +155,7 @@ pub struct MessageRow {
 /// A `contacts` row (`insert_contact`).
 #[derive(Debug, SerializeRow)]
 pub struct ContactRow {
+    pub identity_id: Uuid,
     pub workspace_id: String,
     pub phone: String,
     pub contact_id: Uuid,
@@ -165,6 +167,8 @@ pub struct ContactRow {
 /// A contact found by phone (`contacts_by_phones`).
 #[derive(Debug, DeserializeRow)]
 pub struct FoundContact {
+    pub workspace_id: String,
+    pub identity_id: Uuid,
     pub phone: String,
     pub contact_id: Uuid,
 }
@@ -172,9 +176,36 @@ pub struct FoundContact {
 /// A contact identity found by user id (`contact_users_by_ids`).
 #[derive(Debug, DeserializeRow)]
 pub struct FoundContactUser {
+    pub workspace_id: String,
+    pub identity_id: Uuid,
     pub user_id: String,
     pub contact_id: Uuid,
 }
+
+/// A row found by a cross-workspace lookup ([`super::Store::lookup_across`]):
+/// the workspace it belongs to and the key it was looked up by.
+pub trait WorkspaceKey<K> {
+    fn workspace_id(&self) -> &str;
+    fn key(&self) -> &K;
+}
+
+/// Implements [`WorkspaceKey`] for a row type from its two fields.
+macro_rules! workspace_key {
+    ($row:ty, $key:ty, $field:ident) => {
+        impl WorkspaceKey<$key> for $row {
+            fn workspace_id(&self) -> &str {
+                &self.workspace_id
+            }
+            fn key(&self) -> &$key {
+                &self.$field
+            }
+        }
+    };
+}
+
+workspace_key!(FoundContact, Uuid, identity_id);
+workspace_key!(FoundContactUser, Uuid, identity_id);
+workspace_key!(ConversationRow, Uuid, conversation_id);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,10 @@
 //! `processor migrate`: applies schemas/cql/schema.cql idempotently.
 //!
+//! It first refuses, with [`StoreError::OldLayout`] and before changing
+//! anything, a keyspace whose lookup tables are keyed as in releases before
+//! cross-workspace lookups ([`LOOKUP_TABLES`]): `IF NOT EXISTS` would keep
+//! their old primary key, which the processor's lookups cannot query.
+//!
 //! Guarantee: running it any number of times leaves the same schema (every
 //! statement is `IF NOT EXISTS`, and a column is added only when its table
 //! lacks it), and it returns `Ok` only once the cluster agrees on the schema
@@ -37,6 +42,7 @@ pub async fn migrate(
     keyspace: &str,
     replication: &str,
 ) -> Result<usize, StoreError> {
+    check_layout(session, keyspace).await?;
     let statements = schema_statements(keyspace, replication);
     let mut applied = 0;
     for statement in &statements {
@@ -72,29 +78,75 @@ fn added_column(statement: &str) -> Option<(&str, &str)> {
     Some((table, words.next()?))
 }
 
+/// The tables the pipeline looks up across workspaces: partitioned by their
+/// own key, with `workspace_id` clustering.
+pub const LOOKUP_TABLES: [&str; 4] = [
+    "contacts",
+    "contact_users",
+    "conversations",
+    "message_index",
+];
+
+/// Fails with [`StoreError::OldLayout`] when a lookup table exists with
+/// `workspace_id` in its partition key.
+async fn check_layout(session: &Session, keyspace: &str) -> Result<(), StoreError> {
+    for table in LOOKUP_TABLES {
+        if column_kind(session, keyspace, table, "workspace_id")
+            .await?
+            .as_deref()
+            == Some("partition_key")
+        {
+            return Err(StoreError::OldLayout {
+                keyspace: keyspace.to_owned(),
+                table,
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn has_column(
     session: &Session,
     keyspace: &str,
     table: &str,
     column: &str,
 ) -> Result<bool, StoreError> {
-    let read = |source| StoreError::Execute {
-        what: "system_schema.columns read",
-        source: Box::new(source),
-    };
+    Ok(column_kind(session, keyspace, table, column)
+        .await?
+        .is_some())
+}
+
+/// The kind (`partition_key`, `clustering`, `regular`, `static`) of a
+/// column, if the table has it.
+async fn column_kind(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    column: &str,
+) -> Result<Option<String>, StoreError> {
+    const WHAT: &str = "system_schema.columns read";
     let result = session
         .query_unpaged(
-            "SELECT column_name FROM system_schema.columns \
+            "SELECT kind FROM system_schema.columns \
              WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
             (keyspace, table, column),
         )
         .await
-        .map_err(read)?;
-    let rows = result.into_rows_result().map_err(|e| StoreError::Rows {
-        what: "system_schema.columns read",
+        .map_err(|source| StoreError::Execute {
+            what: WHAT,
+            source: Box::new(source),
+        })?;
+    let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
+        what: WHAT,
         message: e.to_string(),
-    })?;
-    Ok(rows.rows_num() > 0)
+    };
+    let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
+    let mut kinds = rows.rows::<(String,)>().map_err(|e| rows_error(&e))?;
+    kinds
+        .next()
+        .transpose()
+        .map(|k| k.map(|(kind,)| kind))
+        .map_err(|e| rows_error(&e))
 }
 
 #[cfg(test)]
@@ -102,7 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schema_splits_into_keyspace_twelve_tables_and_column_upgrades() {
+    fn schema_splits_into_keyspace_and_twelve_tables_and_reads_column_upgrades() {
         let stmts = schema_statements(
             "ks_x",
             "{'class': 'SimpleStrategy', 'replication_factor': 1}",
@@ -112,12 +164,12 @@ mod tests {
             .filter(|s| s.starts_with("CREATE TABLE"))
             .count();
         assert_eq!(creates, 12, "{stmts:#?}");
-        let adds: Vec<_> = stmts.iter().filter_map(|s| added_column(s)).collect();
-        assert!(adds.contains(&("messages", "context")), "{adds:?}");
-        assert!(
-            adds.contains(&("conversations", "first_message_at")),
-            "{adds:?}"
+        assert!(!stmts.iter().any(|s| s.starts_with("ALTER")), "{stmts:#?}");
+        assert_eq!(
+            added_column("ALTER TABLE ks.messages ADD context text"),
+            Some(("messages", "context"))
         );
+        assert_eq!(added_column("CREATE TABLE ks.t (a int)"), None);
         assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_x"));
         assert!(
             stmts

@@ -41,8 +41,8 @@ macro_rules! statements {
     };
 }
 
-const CONTACT_COLUMNS: &str = "phone, contact_id";
-const CONTACT_USER_COLUMNS: &str = "user_id, contact_id";
+const CONTACT_COLUMNS: &str = "identity_id, phone, contact_id";
+const CONTACT_USER_COLUMNS: &str = "identity_id, user_id, contact_id";
 const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, first_message_at, \
      last_message_at, \
      last_message_id, unread_count, message_count, applied_partition, applied_offset";
@@ -63,13 +63,15 @@ const CLOCK_KEY: &str = "topic = ? AND partition = ?";
 const REACTION_KEY: &str = "workspace_id = ? AND message_id = ? AND reactor = ?";
 
 statements! { q;
-    contacts_by_phones = q.select_in(CONTACT_COLUMNS, "contacts", "phone");
-    insert_contact = q.insert("contacts", "workspace_id, phone, contact_id, name, created_at, \
+    contacts_by_identities = q.select_across(CONTACT_COLUMNS, "contacts", "identity_id");
+    insert_contact = q.insert("contacts", "identity_id, workspace_id, phone, contact_id, name, created_at, \
         user_id");
-    contact_users_by_ids = q.select_in(CONTACT_USER_COLUMNS, "contact_users", "user_id");
-    insert_contact_user = q.insert("contact_users", "workspace_id, user_id, contact_id, phone, \
+    contact_users_by_identities = q.select_across(CONTACT_USER_COLUMNS, "contact_users",
+        "identity_id");
+    insert_contact_user = q.insert("contact_users", "identity_id, workspace_id, user_id, contact_id, phone, \
         username, name, created_at");
-    conversations_by_ids = q.select_in(CONVERSATION_COLUMNS, "conversations", "conversation_id");
+    conversations_by_ids = q.select_across(CONVERSATION_COLUMNS, "conversations",
+        "conversation_id");
     create_conversation = q.update("conversations", "phone_number_id = ?, contact_id = ?, \
         contact_phone = ?, contact_user_id = ?, group_id = ?, created_at = ?", CONVERSATION_KEY);
     update_conversation = q.update("conversations", "contact_name = ?, first_message_at = ?, \
@@ -77,7 +79,7 @@ statements! { q;
         last_message_id = ?, last_message_preview = ?, last_message_direction = ?, \
         unread_count = ?, message_count = ?, applied_partition = ?, applied_offset = ?, \
         kapso_conversation_id = ?, state = ?, state_at = ?", CONVERSATION_KEY);
-    index_by_message_ids = q.select_in(INDEX_COLUMNS, "message_index", "message_id");
+    index_by_message_ids = q.select_across(INDEX_COLUMNS, "message_index", "message_id");
     insert_message = q.insert("messages", "workspace_id, conversation_id, bucket, sent_at, \
         message_id, direction, message_type, body, type_payload, status, sender, origin, \
         context, errors, edited_at, revoked_at");
@@ -123,10 +125,11 @@ statements! { q;
 struct Cql<'a>(&'a str);
 
 impl Cql<'_> {
-    /// `SELECT columns` of the rows of one workspace whose `key` is in a list.
-    fn select_in(&self, columns: &str, table: &str, key: &str) -> String {
+    /// `SELECT workspace_id, columns` of the rows, of any workspace, whose
+    /// partition key `key` is in a list (the table clusters by workspace).
+    fn select_across(&self, columns: &str, table: &str, key: &str) -> String {
         let ks = self.0;
-        format!("SELECT {columns} FROM {ks}.{table} WHERE workspace_id = ? AND {key} IN ?")
+        format!("SELECT workspace_id, {columns} FROM {ks}.{table} WHERE {key} IN ?")
     }
 
     /// `SELECT columns` of the rows matching `key`.
@@ -190,8 +193,8 @@ mod tests {
              WHERE workspace_id = ? AND message_id = ? AND reactor = ?"
         );
         assert_eq!(
-            q.select_in("a, b", "t", "k"),
-            "SELECT a, b FROM ks.t WHERE workspace_id = ? AND k IN ?"
+            q.select_across("a, b", "t", "k"),
+            "SELECT workspace_id, a, b FROM ks.t WHERE k IN ?"
         );
         assert_eq!(
             q.delete("t", INDEX_KEY),

@@ -93,9 +93,9 @@ impl Bench<'_> {
                 let batch = [(ws.as_str(), records.clone())];
                 let out = pipeline::run_batch(store, &batch, &stats).await?;
                 steps = out
-                    .step_durations
+                    .wave_durations
                     .iter()
-                    .map(|(s, d)| (s.as_str(), *d))
+                    .map(|(w, d)| (w.as_str(), *d))
                     .collect();
                 let stored = out.workspaces.iter().map(|w| w.messages_inserted).sum();
                 (stored, stats.requests())
@@ -230,7 +230,7 @@ impl Rounds {
             "pipeline": approach(0), "naive": approach(1), "raw": approach(2),
             "raw_per_partition": approach(3),
             "pipeline_vs_naive": vs_naive, "pipeline_vs_raw": vs_raw,
-            "pipeline_step_ms": step_ms,
+            "pipeline_wave_ms": step_ms,
         })
     }
 }

@@ -26,7 +26,8 @@ pub async fn run(cfg: &CqlConfig) -> anyhow::Result<Value> {
     let by_one = store
         .session()
         .prepare(format!(
-            "SELECT phone, contact_id FROM {}.contacts WHERE workspace_id = ? AND phone = ?",
+            "SELECT workspace_id, identity_id, phone, contact_id FROM {}.contacts \
+             WHERE identity_id = ?",
             cfg.keyspace
         ))
         .await?;
@@ -81,9 +82,12 @@ async fn timed(
 async fn by_in(store: &Store, phones: &[String]) -> anyhow::Result<Vec<FoundContact>> {
     let s = store.statements();
     let stats = DbStats::default();
-    let keys = phones.to_vec();
+    let keys: Vec<uuid::Uuid> = phones
+        .iter()
+        .map(|p| shared::ids::contact_id("ws_lookup", p))
+        .collect();
     Ok(store
-        .lookup("bench", &s.contacts_by_phones, "ws_lookup", keys, &stats)
+        .lookup("bench", &s.contacts_by_identities, keys, &stats)
         .await?)
 }
 
@@ -98,7 +102,7 @@ async fn concurrent(
     let pages: Vec<Vec<FoundContact>> = stream::iter(phones)
         .map(|phone| async move {
             let result = session
-                .execute_unpaged(by_one, ("ws_lookup", phone))
+                .execute_unpaged(by_one, (shared::ids::contact_id("ws_lookup", phone),))
                 .await?;
             let rows = result.into_rows_result()?;
             let found: Vec<FoundContact> =

@@ -57,7 +57,8 @@ impl Exec<'_> {
         Ok(self.session.execute_unpaged(statement, values).await?)
     }
 
-    /// One single-key lookup (an `IN` of one key is one partition).
+    /// One single-key lookup (an `IN` of one key is one partition; the keys
+    /// of these tables are unique across workspaces).
     async fn find<K, R>(
         &mut self,
         statement: &PreparedStatement,
@@ -67,7 +68,7 @@ impl Exec<'_> {
         K: SerializeValue,
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let found = self.run(statement, (self.workspace_id, vec![key])).await?;
+        let found = self.run(statement, (vec![key],)).await?;
         Ok(found.into_rows_result()?.maybe_first_row::<R>()?)
     }
 }
@@ -112,9 +113,10 @@ async fn store_message(
     let at = CqlTimestamp(m.timestamp * 1000);
     // 1-2: the contact.
     let contact_id = ids::contact_id(ws, phone);
-    let found = db.find::<_, FoundContact>(&s.contacts_by_phones, phone);
+    let found = db.find::<_, FoundContact>(&s.contacts_by_identities, contact_id);
     if found.await?.is_none() {
         let row = ContactRow {
+            identity_id: contact_id,
             workspace_id: ws.to_owned(),
             phone: phone.to_owned(),
             contact_id,

@@ -4,9 +4,10 @@
 //! the same rows; its share of this rate is what the other steps cost.
 //!
 //! Two shapes of the same writes:
-//! - [`write`]: the pipeline's own batching ([`Store::write`]: unlogged
-//!   batches grouped by partition, then several partitions packed into one
-//!   batch up to 100 statements / 32 KiB), and its concurrency bound;
+//! - [`write`] and [`write_all`]: the pipeline's own batching ([`Writes`]
+//!   and [`Store::write`]: unlogged batches grouped by partition, then
+//!   several partitions, of any workspaces, packed into one batch up to 100
+//!   statements / 32 KiB), and its concurrency bound;
 //! - [`write_per_partition`]: one unlogged batch per partition (never two
 //!   partitions in one batch), all sent concurrently under the same bound.
 //!   Cassandra warns about multi-partition unlogged batches ("use
@@ -23,10 +24,11 @@ use scylla::statement::prepared::PreparedStatement;
 
 use processor::config::CqlConfig;
 use processor::decode::DecodedRecord;
+use processor::pipeline::WorkspaceRecords;
 use processor::pipeline::identity::Known;
 use processor::pipeline::messages::{LocationRow, MessageRow, location_row, message_row};
 use processor::pipeline::plan::Plan;
-use processor::store::{DbStats, RowWrite, Store};
+use processor::store::{DbStats, RowWrite, Store, Writes};
 
 /// The message rows and index rows of step 6, built by the pipeline's own
 /// row builders (so sizes and partition keys are exactly the pipeline's),
@@ -58,22 +60,36 @@ pub async fn write(
     records: &[&DecodedRecord],
     stats: &DbStats,
 ) -> anyhow::Result<u64> {
-    let (messages, locations) = rows(workspace_id, records);
-    let count = messages.len() as u64;
+    write_all(store, &[(workspace_id, records.to_vec())], stats).await
+}
+
+/// [`write`] for every workspace of a micro-batch at once, as the pipeline
+/// writes them: one wave, rows of every workspace sharing batches
+/// ([`Writes`]). Returns how many messages.
+pub async fn write_all(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    stats: &DbStats,
+) -> anyhow::Result<u64> {
     let s = store.statements();
     // The pipeline's writes carry the batch's write clock; so do these.
-    let at = records.iter().map(|r| r.clock).max().unwrap_or_default();
-    let (a, b) = futures::join!(
-        store.write("message inserts", &s.insert_message, messages, at, stats),
-        store.write(
+    let records = batch.iter().flat_map(|(_, r)| r);
+    let at = records.map(|r| r.clock).max().unwrap_or_default();
+    let mut writes = Writes::default();
+    let mut count = 0;
+    for (ws, records) in batch {
+        let (messages, locations) = rows(ws, records);
+        count += messages.len() as u64;
+        writes.add(ws, "message inserts", &s.insert_message, messages, at);
+        writes.add(
+            ws,
             "message index upserts",
             &s.index_message_location,
             locations,
             at,
-            stats,
-        ),
-    );
-    a.and(b)?;
+        );
+    }
+    writes.send(store, stats).await?;
     Ok(count)
 }
 

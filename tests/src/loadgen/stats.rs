@@ -175,35 +175,27 @@ impl ProcessorSamples {
         (count > 0.0).then(|| sum / count)
     }
 
-    /// Micro-batches during the run and their mean size, duration and steps.
+    /// Micro-batches during the run and their mean size, duration and waves.
     pub fn to_json(&self) -> Value {
         const P: &str = "inboxflow_processor";
         let ms = |v: Option<f64>| v.map(|s| (s * 1e5).round() / 100.0);
-        let steps: serde_json::Map<String, Value> = [
-            "find_contacts",
-            "create_contacts",
-            "find_conversations",
-            "create_conversations",
-            "find_messages",
-            "insert_messages",
-            "update_conversations",
-            "apply_statuses",
-        ]
-        .into_iter()
-        .map(|step| {
-            let labels = format!("{{step=\"{step}\"}}");
-            (
-                step.to_owned(),
-                json!(ms(self.mean(&format!("{P}_step_duration_seconds"), &labels))),
-            )
-        })
-        .collect();
+        let waves: serde_json::Map<String, Value> =
+            ["lookups", "more_lookups", "writes", "updates"]
+                .into_iter()
+                .map(|wave| {
+                    let labels = format!("{{wave=\"{wave}\"}}");
+                    (
+                        wave.to_owned(),
+                        json!(ms(self.mean(&format!("{P}_wave_duration_seconds"), &labels))),
+                    )
+                })
+                .collect();
         json!({
             "batches": self.delta(&format!("{P}_batches_total")),
             "records_per_batch": self.mean(&format!("{P}_batch_records"), ""),
             "batch_ms": ms(self.mean(&format!("{P}_batch_duration_seconds"), "")),
             "receipt_to_commit_ms": ms(self.mean(&format!("{P}_end_to_end_latency_seconds"), "")),
-            "step_ms_per_workspace": steps,
+            "wave_ms": waves,
             "db_requests_per_batch": self.mean(&format!("{P}_db_requests_per_batch"), ""),
             "round_trips_per_batch": self.mean(&format!("{P}_db_round_trips_per_batch"), ""),
         })
