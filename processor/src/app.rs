@@ -20,7 +20,7 @@ use crate::config::{CqlConfig, ProcessorConfig, RetryConfig};
 use crate::consumer::{self, BatchProcessor};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreError};
 
 /// Applies the schema (`processor migrate`); returns the statements applied.
 pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usize> {
@@ -100,10 +100,14 @@ impl RunningProcessor {
             }
             None => (None, None),
         };
-        let store = Box::pin(wait_for(&cfg.retry, "the CQL database", || {
-            Store::connect(&cfg.cql)
+        // A keyspace of the old key layout is refused at once (not retried).
+        let store = Box::pin(wait_for(&cfg.retry, "the CQL database", || async {
+            match Store::connect(&cfg.cql).await {
+                Err(err @ StoreError::OldLayout { .. }) => Ok(Err(err)),
+                other => other.map(Ok),
+            }
         }))
-        .await?;
+        .await??;
         let dead_letters = DeadLetters::new(
             &cfg.kafka.brokers,
             &cfg.kafka.dead_letter_topic,

@@ -130,7 +130,7 @@ impl Metrics {
         let counter_vec = |name: &str, help: &str, label: &str| r.counter_vec(name, help, label);
         let wave_duration = r.histogram_vec(
             "wave_duration_seconds",
-            "Duration of one sequential wave of a micro-batch's database requests, across every workspace of the batch (waves that sent nothing are not observed).",
+            "Duration of one sequential wave of a micro-batch, across every workspace of the batch: its requests and the planning before them (waves that sent nothing are not observed).",
             LATENCY_BUCKETS,
             "wave",
         )?;

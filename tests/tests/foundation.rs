@@ -62,7 +62,8 @@ async fn migrate_is_idempotent_and_a_contact_can_be_written_and_read_back() -> a
 
 /// A keyspace of an earlier release (lookup tables keyed by workspace) is
 /// refused before anything is changed: `IF NOT EXISTS` would keep the old
-/// primary key, which the cross-workspace lookups cannot query.
+/// primary key, which the cross-workspace lookups cannot query. The
+/// processor's store refuses it as well (a permanent error, not a wait).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_refuses_a_keyspace_whose_lookup_tables_are_keyed_by_workspace()
 -> anyhow::Result<()> {
@@ -104,6 +105,17 @@ async fn migrate_refuses_a_keyspace_whose_lookup_tables_are_keyed_by_workspace()
         .into_rows_result()?
         .rows_num();
     assert_eq!(tables, 1, "nothing was created before the refusal");
+    let store = processor::store::Store::with_session(session.clone(), &cfg.cql).await;
+    assert!(
+        matches!(
+            store,
+            Err(processor::store::StoreError::OldLayout {
+                table: "message_index",
+                ..
+            })
+        ),
+        "a processor refuses it too, rather than waiting for a migration: {store:?}"
+    );
     cql::drop_keyspace(&session, &ks).await
 }
 

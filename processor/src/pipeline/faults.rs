@@ -114,9 +114,9 @@ pub async fn run_batch(
         Some((wave, landing)) => {
             let gate = Arc::new(WriteGate::new(wave.as_str(), landing));
             let gated = store.with_gate(Arc::clone(&gate));
-            super::run_steps(&gated, batch, timer.failing_within(wave, gate)).await
+            super::run_waves(&gated, batch, timer.failing_within(wave, gate)).await
         }
-        None => super::run_steps(store, batch, timer).await,
+        None => super::run_waves(store, batch, timer).await,
     }
 }
 

@@ -118,7 +118,7 @@ pub async fn run_batch(
     batch: &[WorkspaceRecords<'_>],
     stats: &DbStats,
 ) -> Result<BatchOutcome, StoreError> {
-    run_steps(store, batch, WaveTimer::new(stats)).await
+    run_waves(store, batch, WaveTimer::new(stats)).await
 }
 
 /// What the lookups found for one workspace.
@@ -133,7 +133,7 @@ struct Found {
 }
 
 /// The four waves, closed one by one by `timer`.
-async fn run_steps(
+async fn run_waves(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
     mut timer: WaveTimer<'_>,

@@ -17,13 +17,13 @@ use crate::store::{DbStats, StoreError};
 
 pub(super) struct WaveTimer<'a> {
     pub(super) stats: &'a DbStats,
-    /// Tests only: the step after which the run fails.
+    /// Tests only: the wave after which the run fails.
     #[cfg(feature = "fault-injection")]
     fail_after: Option<Wave>,
-    /// Tests only: the step in whose wave the run fails, and the gate its writes pass.
+    /// Tests only: the wave in which the run fails, and the gate its writes pass.
     #[cfg(feature = "fault-injection")]
     fail_within: Option<(Wave, std::sync::Arc<crate::store::WriteGate>)>,
-    /// Tests only: the step after which the process stops itself, and
+    /// Tests only: the wave after which the process stops itself, and
     /// whether this run did.
     #[cfg(feature = "fault-injection")]
     stop_after: (Option<Wave>, bool),

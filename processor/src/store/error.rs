@@ -40,18 +40,19 @@ pub enum StoreError {
     #[error(
         "table {keyspace}.{table} has the key layout of an earlier release (workspace_id in \
          its partition key); this release looks rows up across workspaces by their own key: \
-         migrate into a new keyspace (cql.keyspace) and replay the topic into it"
+         migrate into a new keyspace (cql.keyspace) and read the topic into it with a new \
+         consumer group (consumer.group_id; see schemas/README.md, Upgrading)"
     )]
     OldLayout {
         keyspace: String,
         table: &'static str,
     },
-    /// Tests only (feature `fault-injection`): a crash after a step.
+    /// Tests only (feature `fault-injection`): a crash after a wave.
     #[cfg(feature = "fault-injection")]
     #[error("injected failure after wave {0}")]
     Injected(&'static str),
-    /// Tests only (feature `fault-injection`): a crash inside the wave of a
-    /// step, after `landed` of its writes.
+    /// Tests only (feature `fault-injection`): a crash inside a wave, after
+    /// `landed` of its writes.
     #[cfg(feature = "fault-injection")]
     #[error("injected failure in wave {wave} after {landed} of its writes")]
     InjectedWithin { wave: &'static str, landed: usize },

@@ -1,7 +1,7 @@
 //! The CQL store: one session, every statement prepared once at start-up,
 //! and the three request shapes the pipeline uses.
 //!
-//! - [`Store::lookup_across`]: find rows by partition key for every
+//! - [`Store::lookup_across`] ([`lookup`]): find rows by partition key for every
 //!   workspace of a micro-batch at once, as chunked `IN` queries over the
 //!   keys of all of them ([`Store::lookup`]). The tables the pipeline looks
 //!   up are partitioned by the key alone, the workspace clustering, so the
@@ -27,6 +27,7 @@
 mod error;
 #[cfg(feature = "fault-injection")]
 mod gate;
+mod lookup;
 pub mod rows;
 mod schema;
 mod statements;
@@ -37,8 +38,7 @@ pub use error::StoreError;
 pub use gate::WriteGate;
 pub use rows::WorkspaceKey;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,7 +47,6 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::SerializeRow;
-use scylla::serialize::value::SerializeValue;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::Semaphore;
@@ -80,8 +79,8 @@ impl DbStats {
     pub fn merge(&self, other: &DbStats) {
         self.add_requests(other.requests() as usize);
     }
-    /// Records one sequential round trip: a step whose requests all went out
-    /// concurrently. The pipeline calls it once per step that sent any.
+    /// Records one sequential round trip: a wave whose requests all went out
+    /// concurrently. The pipeline calls it once per wave that sent any.
     pub fn add_round_trip(&self) {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
     }
@@ -118,7 +117,10 @@ impl Store {
     }
 
     /// Prepares every statement on an existing session.
+    /// Refuses, with [`StoreError::OldLayout`], a keyspace whose lookup
+    /// tables still have the key layout of an earlier release.
     pub async fn with_session(session: Arc<Session>, cfg: &CqlConfig) -> Result<Self, StoreError> {
+        schema::check_layout(&session, &cfg.keyspace).await?;
         let statements = Statements::prepare(&session, &cfg.keyspace, cfg.request_timeout).await?;
         Ok(Self {
             session,
@@ -143,9 +145,10 @@ impl Store {
         &self.statements
     }
 
-    /// The most keys one `IN` lookup carries (`cql.max_batch_statements`).
+    /// The most keys one `IN` lookup carries: `cql.max_batch_statements`,
+    /// at most [`lookup::MAX_IN_KEYS`].
     pub fn max_keys_per_request(&self) -> usize {
-        self.cfg.max_batch_statements.max(1)
+        self.cfg.max_batch_statements.clamp(1, lookup::MAX_IN_KEYS)
     }
 
     /// The keyspace every statement was prepared against.
@@ -155,72 +158,6 @@ impl Store {
 
     pub fn session(&self) -> &Arc<Session> {
         &self.session
-    }
-
-    /// Finds the rows whose partition key is in `keys`, whatever their
-    /// workspace: `by_in` takes `(Vec<key>)`, sent in chunks of
-    /// `cql.max_batch_statements` keys, all concurrently, within one
-    /// sequential round trip.
-    pub async fn lookup<K, R>(
-        &self,
-        what: &'static str,
-        by_in: &PreparedStatement,
-        keys: Vec<K>,
-        stats: &DbStats,
-    ) -> Result<Vec<R>, StoreError>
-    where
-        K: SerializeValue + Clone + Send + Sync,
-        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send,
-    {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let chunks: Vec<Vec<K>> = keys
-            .chunks(self.max_keys_per_request())
-            .map(<[K]>::to_vec)
-            .collect();
-        stats.add_requests(chunks.len());
-        let futures: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| self.lookup_chunk::<K, R>(what, by_in, chunk))
-            .collect();
-        let pages: Vec<Vec<R>> = stream::iter(futures)
-            .buffer_unordered(self.cfg.max_concurrent_requests)
-            .try_collect()
-            .await?;
-        Ok(pages.into_iter().flatten().collect())
-    }
-
-    /// Finds the rows of every workspace's keys in one cross-workspace
-    /// [`Store::lookup`] (each key asked once, whichever workspaces want
-    /// it), and hands each workspace, in the order of `wanted`, the rows of
-    /// its own keys only.
-    pub async fn lookup_across<K, R>(
-        &self,
-        what: &'static str,
-        by_in: &PreparedStatement,
-        wanted: &[(&str, Vec<K>)],
-        stats: &DbStats,
-    ) -> Result<Vec<Vec<R>>, StoreError>
-    where
-        K: SerializeValue + Clone + Ord + Hash + Send + Sync,
-        R: for<'f, 'm> DeserializeRow<'f, 'm> + WorkspaceKey<K> + Send,
-    {
-        let keys: BTreeSet<&K> = wanted.iter().flat_map(|(_, keys)| keys).collect();
-        let keys: Vec<K> = keys.into_iter().cloned().collect();
-        let rows: Vec<R> = self.lookup(what, by_in, keys, stats).await?;
-        let wants: HashMap<(&str, &K), usize> = wanted
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (ws, keys))| keys.iter().map(move |k| ((*ws, k), i)))
-            .collect();
-        let mut found: Vec<Vec<R>> = wanted.iter().map(|_| Vec::new()).collect();
-        for row in rows {
-            if let Some(&i) = wants.get(&(row.workspace_id(), row.key())) {
-                found[i].push(row);
-            }
-        }
-        Ok(found)
     }
 
     /// Writes `rows` of one prepared statement as unlogged batches grouped
@@ -254,20 +191,6 @@ impl Store {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
-    }
-
-    async fn lookup_chunk<K, R>(
-        &self,
-        what: &'static str,
-        statement: &PreparedStatement,
-        keys: Vec<K>,
-    ) -> Result<Vec<R>, StoreError>
-    where
-        K: SerializeValue,
-        R: for<'f, 'm> DeserializeRow<'f, 'm>,
-    {
-        let _permit = self.in_flight.acquire().await.ok();
-        query_rows(&self.session, what, statement, (keys,)).await
     }
 
     /// One read of any shape (counted as one request of `stats`), within the

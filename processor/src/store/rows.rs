@@ -164,7 +164,7 @@ pub struct ContactRow {
     pub user_id: Option<String>,
 }
 
-/// A contact found by phone (`contacts_by_phones`).
+/// A contact found by phone (`contacts_by_identities`).
 #[derive(Debug, DeserializeRow)]
 pub struct FoundContact {
     pub workspace_id: String,
@@ -173,7 +173,7 @@ pub struct FoundContact {
     pub contact_id: Uuid,
 }
 
-/// A contact identity found by user id (`contact_users_by_ids`).
+/// A contact identity found by user id (`contact_users_by_identities`).
 #[derive(Debug, DeserializeRow)]
 pub struct FoundContactUser {
     pub workspace_id: String,

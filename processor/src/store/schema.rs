@@ -89,7 +89,7 @@ pub const LOOKUP_TABLES: [&str; 4] = [
 
 /// Fails with [`StoreError::OldLayout`] when a lookup table exists with
 /// `workspace_id` in its partition key.
-async fn check_layout(session: &Session, keyspace: &str) -> Result<(), StoreError> {
+pub(super) async fn check_layout(session: &Session, keyspace: &str) -> Result<(), StoreError> {
     for table in LOOKUP_TABLES {
         if column_kind(session, keyspace, table, "workspace_id")
             .await?
