@@ -67,7 +67,7 @@ struct Once {
     elapsed: Duration,
     statements: u64,
     db_ticks: Option<u64>,
-    /// The pipeline's step durations (empty for the others).
+    /// The pipeline's wave durations (empty for the others).
     steps: Vec<(&'static str, Duration)>,
 }
 
@@ -183,7 +183,7 @@ struct Rounds {
     statements: [u64; 4],
     /// The database's CPU ticks over all rounds (`None` without its pid).
     db_ticks: [Option<u64>; 4],
-    /// The pipeline's step durations, one per round.
+    /// The pipeline's wave durations, one per round.
     steps: BTreeMap<&'static str, Vec<Duration>>,
 }
 

@@ -12,7 +12,7 @@
 //! - [`compare`]: messages/s of the pipeline against both, per batch size.
 //! - [`round_trips`]: statements and sequential round trips per micro-batch.
 //! - [`lookup`]: `IN` queries against concurrent single-partition lookups.
-//! - [`tenants`]: multi-tenant batches (1 workspace, 10% and 100% distinct)
+//! - [`tenants`]: multi-tenant batches (1 workspace, 10%, 20% and 100% distinct)
 //!   through the cross-workspace pipeline, the per-workspace design, naive
 //!   and raw.
 

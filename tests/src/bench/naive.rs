@@ -24,11 +24,11 @@ use uuid::Uuid;
 use processor::decode::DecodedRecord;
 use processor::pipeline::message_index::{IndexEntry, IndexRow, LocationRow};
 use processor::pipeline::plan::{month_bucket, preview};
-use processor::store::Store;
 use processor::store::rows::{
     ContactRow, ConversationRow, ConversationUpdateRow, CreateConversationRow, FoundContact,
     MessageRow, Watermark, maybe,
 };
+use processor::store::{Store, WorkspaceKey};
 
 /// What the naive run did; `statements` are also its sequential round trips.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,19 +57,26 @@ impl Exec<'_> {
         Ok(self.session.execute_unpaged(statement, values).await?)
     }
 
-    /// One single-key lookup (an `IN` of one key is one partition; the keys
-    /// of these tables are unique across workspaces).
-    async fn find<K, R>(
+    /// One single-key lookup (an `IN` of one key is one partition), keeping
+    /// the row of this workspace (a message id may be stored by several).
+    async fn find<K, R, Q>(
         &mut self,
         statement: &PreparedStatement,
         key: K,
     ) -> anyhow::Result<Option<R>>
     where
         K: SerializeValue,
-        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + WorkspaceKey<Q>,
     {
         let found = self.run(statement, (vec![key],)).await?;
-        Ok(found.into_rows_result()?.maybe_first_row::<R>()?)
+        let rows = found.into_rows_result()?;
+        let mut rows = rows.rows::<R>()?;
+        Ok(rows
+            .find(|r| {
+                r.as_ref()
+                    .is_ok_and(|r| r.workspace_id() == self.workspace_id)
+            })
+            .transpose()?)
     }
 }
 
@@ -113,7 +120,7 @@ async fn store_message(
     let at = CqlTimestamp(m.timestamp * 1000);
     // 1-2: the contact.
     let contact_id = ids::contact_id(ws, phone);
-    let found = db.find::<_, FoundContact>(&s.contacts_by_identities, contact_id);
+    let found = db.find::<_, FoundContact, Uuid>(&s.contacts_by_identities, contact_id);
     if found.await?.is_none() {
         let row = ContactRow {
             identity_id: contact_id,
@@ -131,7 +138,7 @@ async fn store_message(
     let conversation_id = ids::conversation_id(ws, &m.phone_number_id, contact_id);
     let (unread, count) = conversation(db, m, phone, conversation_id, at).await?;
     // 5: duplicate?
-    let index = db.find::<_, IndexRow>(&s.index_by_message_ids, &m.message_id);
+    let index = db.find::<_, IndexRow, String>(&s.index_by_message_ids, &m.message_id);
     let index = index.await?;
     if index.is_some_and(|i| IndexEntry::from(i).stored_by_other(source)) {
         db.stats.duplicates += 1;
@@ -173,7 +180,7 @@ async fn conversation(
     at: CqlTimestamp,
 ) -> anyhow::Result<(i32, i32)> {
     let s = db.store.statements();
-    let found = db.find::<_, ConversationRow>(&s.conversations_by_ids, conversation_id);
+    let found = db.find::<_, ConversationRow, Uuid>(&s.conversations_by_ids, conversation_id);
     if let Some(r) = found.await? {
         return Ok((r.unread_count.unwrap_or(0), r.message_count.unwrap_or(0)));
     }

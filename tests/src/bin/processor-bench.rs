@@ -3,11 +3,11 @@
 //!
 //! - `lookup`: `IN` queries against concurrent single-partition statements,
 //!   for 10, 100 and 1000 keys;
-//! - `compare`: messages/s of the eight-step pipeline against the naive
+//! - `compare`: messages/s of the batched pipeline against the naive
 //!   per-message design and the raw-write ceiling, at batches of 10, 100 and
 //!   1000 messages;
 //! - `tenants`: multi-tenant batches of 10, 100 and 1000 one-message
-//!   records from 1 workspace, 10% and 100% distinct workspaces, through the
+//!   records from 1 workspace, 10%, 20% and 100% distinct workspaces, through the
 //!   cross-workspace pipeline, the per-workspace design, naive and raw;
 //! - `inbox`: the inbox's list page and unread totals on a workspace with
 //!   100k conversations (median and p90 of repeated calls);
