@@ -6,9 +6,12 @@
 //! status and edit arrive in the same batch, crashes after its write wave
 //! (steps 2, 4, 6 and 8: the message's status and edit reach it only as
 //! folded into its insert), and a
-//! processor reading one or two records at a time takes over: the rows must
-//! equal a clean run's (before the fix, the message row kept no status and
-//! its unedited body for good).
+//! processor reading one, two or three records at a time takes over: the
+//! rows must equal a clean run's (before the fix, the message row kept no
+//! status and its unedited body for good). A second workspace's records are
+//! interleaved on the same partition: a workspace's writes carry the clock
+//! of the batch's last record on the partition, often another workspace's,
+//! so the re-run's lower clocks must still write the same values.
 
 use std::time::Duration;
 
@@ -21,6 +24,10 @@ const WAIT: Duration = Duration::from_secs(90);
 const WORKSPACE: &str = "ws_rerun";
 const PHONE_NUMBER_ID: &str = "pn-rerun";
 const CONTACT: &str = "5511955550000";
+/// The workspace interleaved with the first on the same partition.
+const OTHER: &str = "ws_rerun_b";
+const OTHER_PHONE_NUMBER_ID: &str = "pn-rerun-b";
+const OTHER_CONTACT: &str = "5511955550001";
 
 fn edit_body(target: &str, text: &str, at: i64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -39,27 +46,42 @@ fn edit_body(target: &str, text: &str, at: i64) -> Vec<u8> {
     .expect("a JSON body")
 }
 
-/// The records: a message, its `read` status, an edit of it, then another message.
-fn records() -> Vec<Vec<u8>> {
-    let status = Status {
-        id: "wamid.r0".into(),
-        status: "read",
+/// The records of the first workspace: a message, its `read` status, an
+/// edit of it, then another message; the other workspace's (a message, its
+/// `delivered` status, another message) come between them.
+fn records() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let status = |id: &str, status, recipient: &str| Status {
+        id: id.into(),
+        status,
         timestamp: 1_700_000_010,
-        recipient: CONTACT.into(),
+        recipient: recipient.into(),
     };
+    let message = |pn, id, from, at| meta_body(pn, &[Inbound::new(id, from, at)], &[]);
+    let (a, b) = ((WORKSPACE, PHONE_NUMBER_ID), (OTHER, OTHER_PHONE_NUMBER_ID));
     vec![
-        meta_body(
-            PHONE_NUMBER_ID,
-            &[Inbound::new("wamid.r0", CONTACT, 1_700_000_000)],
-            &[],
+        (a.0, a.1, message(a.1, "wamid.r0", CONTACT, 1_700_000_000)),
+        (
+            b.0,
+            b.1,
+            message(b.1, "wamid.b0", OTHER_CONTACT, 1_700_000_001),
         ),
-        meta_body(PHONE_NUMBER_ID, &[], &[status]),
-        edit_body("wamid.r0", "edited", 1_700_000_020),
-        meta_body(
-            PHONE_NUMBER_ID,
-            &[Inbound::new("wamid.r1", CONTACT, 1_700_000_030)],
-            &[],
+        (
+            a.0,
+            a.1,
+            meta_body(a.1, &[], &[status("wamid.r0", "read", CONTACT)]),
         ),
+        (
+            b.0,
+            b.1,
+            meta_body(b.1, &[], &[status("wamid.b0", "delivered", OTHER_CONTACT)]),
+        ),
+        (a.0, a.1, edit_body("wamid.r0", "edited", 1_700_000_020)),
+        (
+            b.0,
+            b.1,
+            message(b.1, "wamid.b1", OTHER_CONTACT, 1_700_000_025),
+        ),
+        (a.0, a.1, message(a.1, "wamid.r1", CONTACT, 1_700_000_030)),
     ]
 }
 
@@ -67,9 +89,11 @@ fn records() -> Vec<Vec<u8>> {
 /// `crash`, then in batches of `rerun_batch`) and returns the snapshot.
 async fn run(crash: bool, rerun_batch: usize) -> anyhow::Result<Vec<String>> {
     let mut env = ProcessorEnv::new(1).await?;
-    for body in records() {
-        env.produce_meta(WORKSPACE, PHONE_NUMBER_ID, &body).await?;
+    let records = records();
+    for (workspace, phone_number_id, body) in &records {
+        env.produce_meta(workspace, phone_number_id, body).await?;
     }
+    let all = records.len() as i64;
     if crash {
         let faults = Faults {
             fail_after: Some(Wave::Writes),
@@ -84,7 +108,7 @@ async fn run(crash: bool, rerun_batch: usize) -> anyhow::Result<Vec<String>> {
     let (group, topic) = (&env.cfg.consumer.group_id, &env.cfg.kafka.webhook_topic);
     poll::until("the group to commit every record", WAIT, || async {
         let committed = inboxflow_tests::faults::check::committed(group, topic).await?;
-        Ok((committed.get(&0) == Some(&4)).then_some(()))
+        Ok((committed.get(&0) == Some(&all)).then_some(()))
     })
     .await?;
     clean.stop().await?;
@@ -103,6 +127,14 @@ async fn a_crashed_batch_re_run_in_smaller_batches_ends_as_a_clean_run() -> anyh
     assert!(
         message.contains("\"status\": \"read\"") && message.contains("\"body\": \"edited\""),
         "sanity: the clean run's row is read and edited: {message}"
+    );
+    let other = clean
+        .iter()
+        .filter(|r| r.starts_with("messages ") && r.contains("wamid.b"));
+    assert_eq!(
+        other.count(),
+        2,
+        "sanity: the other workspace's messages are stored"
     );
     for rerun_batch in [1, 2, 3] {
         let after = run(true, rerun_batch).await?;
