@@ -39,6 +39,41 @@ async fn run(store: &Store, records: &[DecodedRecord]) -> anyhow::Result<(BatchO
     Ok((outcome, stats))
 }
 
+/// Each workspace's (messages inserted, duplicates skipped), in order.
+fn inserted_and_duplicates(outcome: &BatchOutcome) -> Vec<(u64, u64)> {
+    let each = outcome.workspaces.iter();
+    each.map(|o| (o.messages_inserted, o.duplicates_skipped))
+        .collect()
+}
+
+/// One round's records: one message from [`PHONE`] to each workspace.
+fn round_records(workspaces: &[String], round: i64) -> anyhow::Result<Vec<DecodedRecord>> {
+    let offset = |i: usize| round * workspaces.len() as i64 + i as i64;
+    workspaces
+        .iter()
+        .enumerate()
+        .map(|(i, ws)| {
+            let m = Inbound::new(format!("wamid.mt{round}.{i}"), PHONE, 1_700_000_000 + round);
+            record(ws, offset(i), &[m])
+        })
+        .collect()
+}
+
+/// The contact id stored for [`PHONE`] in `ws`.
+async fn contact_of(env: &ProcessorEnv, ws: &str) -> anyhow::Result<Option<(uuid::Uuid,)>> {
+    let cql = format!(
+        "SELECT contact_id FROM {}.contacts WHERE identity_id = ?",
+        env.cfg.cql.keyspace
+    );
+    let key = (shared::ids::contact_id(ws, PHONE),);
+    let rows = env
+        .session
+        .query_unpaged(cql, key)
+        .await?
+        .into_rows_result()?;
+    Ok(rows.maybe_first_row::<(uuid::Uuid,)>()?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_two_hundred_workspaces_costs_three_waves_and_far_fewer_requests_than_workspaces()
 -> anyhow::Result<()> {
@@ -47,25 +82,14 @@ async fn a_batch_of_two_hundred_workspaces_costs_three_waves_and_far_fewer_reque
     let workspaces: Vec<String> = (0..WORKSPACES).map(|i| format!("ws_mt{i}")).collect();
     let mut observed = Vec::new();
     for round in 0..2i64 {
-        let records = workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, ws)| {
-                let m = Inbound::new(format!("wamid.mt{round}.{i}"), PHONE, 1_700_000_000 + round);
-                record(ws, round * WORKSPACES as i64 + i as i64, &[m])
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let records = round_records(&workspaces, round)?;
 
         let (outcome, stats) = run(&store, &records).await?;
 
-        let inserted: Vec<u64> = outcome
-            .workspaces
-            .iter()
-            .map(|o| o.messages_inserted)
-            .collect();
+        let counts = inserted_and_duplicates(&outcome);
         assert_eq!(
-            inserted,
-            vec![1; WORKSPACES],
+            counts,
+            vec![(1, 0); WORKSPACES],
             "round {round}: one message each"
         );
         println!(
@@ -84,18 +108,7 @@ async fn a_batch_of_two_hundred_workspaces_costs_three_waves_and_far_fewer_reque
         "requests grow with the keys' chunks, not one per workspace: {steady_requests}"
     );
     for ws in &workspaces[..3] {
-        let contact = env
-            .session
-            .query_unpaged(
-                format!(
-                    "SELECT contact_id FROM {}.contacts WHERE identity_id = ?",
-                    env.cfg.cql.keyspace
-                ),
-                (shared::ids::contact_id(ws, PHONE),),
-            )
-            .await?
-            .into_rows_result()?
-            .maybe_first_row::<(uuid::Uuid,)>()?;
+        let contact = contact_of(&env, ws).await?;
         assert_eq!(contact, Some((shared::ids::contact_id(ws, PHONE),)), "{ws}");
         assert_eq!(
             env.unread_total(ws).await?,
@@ -118,11 +131,7 @@ async fn a_message_id_seen_by_two_workspaces_is_stored_by_each_and_a_duplicate_o
         record("ws_b", 1, &[shared_id()])?,
     ];
     let (outcome, _) = run(&store, &first).await?;
-    let counts: Vec<(u64, u64)> = outcome
-        .workspaces
-        .iter()
-        .map(|o| (o.messages_inserted, o.duplicates_skipped))
-        .collect();
+    let counts = inserted_and_duplicates(&outcome);
     assert_eq!(
         counts,
         [(1, 0), (1, 0)],
@@ -134,11 +143,7 @@ async fn a_message_id_seen_by_two_workspaces_is_stored_by_each_and_a_duplicate_o
         record("ws_c", 3, &[shared_id()])?,
     ];
     let (outcome, _) = run(&store, &again).await?;
-    let counts: Vec<(u64, u64)> = outcome
-        .workspaces
-        .iter()
-        .map(|o| (o.messages_inserted, o.duplicates_skipped))
-        .collect();
+    let counts = inserted_and_duplicates(&outcome);
     assert_eq!(counts, [(0, 1), (1, 0)], "a duplicate in ws_a, new in ws_c");
     for ws in ["ws_a", "ws_b", "ws_c"] {
         assert_eq!(env.unread_total(ws).await?, (1, 1), "{ws}");
