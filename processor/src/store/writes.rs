@@ -73,11 +73,6 @@ impl<'a> Writes<'a> {
         }));
     }
 
-    /// Rows added so far.
-    pub fn rows(&self) -> usize {
-        self.groups.values().map(|g| g.rows.len()).sum()
-    }
-
     /// Sends every row added, all concurrently (within the store's bound on
     /// requests in flight): one sequential round trip.
     pub async fn send(self, store: &Store, stats: &DbStats) -> Result<(), StoreError> {
