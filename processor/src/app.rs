@@ -35,6 +35,29 @@ pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usi
     Ok(applied)
 }
 
+/// `processor migrate --from-keyspace FROM`: applies the schema to the
+/// configured keyspace, then copies the keyspace `FROM` (of the layout
+/// before cross-workspace keys) into it ([`store::copy_keyspace`]).
+pub async fn migrate_from(
+    cfg: &CqlConfig,
+    retry: &RetryConfig,
+    from: &str,
+) -> anyhow::Result<store::CopyReport> {
+    anyhow::ensure!(
+        crate::config::is_keyspace_name(from) && from != cfg.keyspace,
+        "--from-keyspace must be a keyspace name other than cql.keyspace"
+    );
+    migrate(cfg, retry).await?;
+    let session = store::open_session(cfg).await?;
+    let report = store::copy_keyspace(&session, from, &cfg.keyspace)
+        .await
+        .with_context(|| format!("copying keyspace {from} into {}", cfg.keyspace))?;
+    for (table, rows) in &report {
+        info!(from, to = %cfg.keyspace, table, rows, "table copied");
+    }
+    Ok(report)
+}
+
 /// `processor clocks rebase`: moves the write clocks on after the webhook
 /// topic changed (see [`crate::clocks::rebase`]); run with every processor stopped.
 pub async fn rebase_clocks(

@@ -165,14 +165,18 @@ impl ConsumerConfig {
     }
 }
 
+/// Whether `ks` is a keyspace name safe to put in CQL text: a letter, then
+/// letters, digits and `_`, at most 48 characters.
+pub fn is_keyspace_name(ks: &str) -> bool {
+    ks.len() <= 48
+        && ks.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl CqlConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         require_non_empty("cql.nodes", &self.nodes)?;
-        let ks = &self.keyspace;
-        let valid_ks = ks.len() <= 48
-            && ks.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_ks {
+        if !is_keyspace_name(&self.keyspace) {
             return Err(invalid(
                 "cql.keyspace must start with a letter, hold only letters, digits and _, \
                  and be at most 48 characters",

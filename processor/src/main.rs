@@ -26,7 +26,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply schemas/cql/schema.cql to the configured keyspace (idempotent).
-    Migrate,
+    Migrate {
+        /// Then copy this keyspace, of the layout before cross-workspace
+        /// keys, into the configured one (run with every processor stopped;
+        /// the processors then go on in the new keyspace with the same
+        /// consumer group).
+        #[arg(long)]
+        from_keyspace: Option<String>,
+    },
     /// Consume the webhook topic until SIGTERM or ctrl-c.
     Run,
     /// Read a workspace's inbox (conversations, history, unread totals) or mark a conversation read.
@@ -57,9 +64,17 @@ async fn main() -> anyhow::Result<()> {
     cfg.validate()?;
     shared::telemetry::init(&cfg.telemetry);
     match cli.command {
-        Command::Migrate => {
-            app::migrate(&cfg.cql, &cfg.retry).await?;
-        }
+        Command::Migrate { from_keyspace } => match from_keyspace {
+            Some(from) => {
+                let report = app::migrate_from(&cfg.cql, &cfg.retry, &from).await?;
+                for (table, rows) in report {
+                    println!("{table}: {rows} rows copied from {from}");
+                }
+            }
+            None => {
+                app::migrate(&cfg.cql, &cfg.retry).await?;
+            }
+        },
         Command::Run => {
             let running = RunningProcessor::start(cfg).await?;
             let stop = running.stop_signal();

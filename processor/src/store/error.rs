@@ -40,8 +40,9 @@ pub enum StoreError {
     #[error(
         "table {keyspace}.{table} has the key layout of an earlier release (workspace_id in \
          its partition key); this release looks rows up across workspaces by their own key: \
-         migrate into a new keyspace (cql.keyspace) and read the topic into it with a new \
-         consumer group (consumer.group_id; see schemas/README.md, Upgrading)"
+         with every processor stopped, set cql.keyspace to a new keyspace, run \
+         `processor migrate --from-keyspace {keyspace}`, then start the processors on the \
+         new keyspace with the same consumer group"
     )]
     OldLayout {
         keyspace: String,

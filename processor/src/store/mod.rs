@@ -24,6 +24,7 @@
 //! requests in flight for one fan-out are bounded by
 //! `cql.max_concurrent_requests`.
 
+mod copy;
 mod error;
 #[cfg(feature = "fault-injection")]
 mod gate;
@@ -33,6 +34,7 @@ mod schema;
 mod statements;
 mod writes;
 
+pub use copy::{CopyReport, copy_keyspace};
 pub use error::StoreError;
 #[cfg(feature = "fault-injection")]
 pub use gate::WriteGate;
@@ -51,7 +53,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::Semaphore;
 
-pub use schema::{migrate, schema_statements};
+pub use schema::{migrate, schema_statements, statements_of};
 pub use statements::Statements;
 pub use writes::Writes;
 

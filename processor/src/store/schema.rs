@@ -19,7 +19,12 @@ const SCHEMA: &str = include_str!("../../../schemas/cql/schema.cql");
 
 /// The schema's statements with the keyspace and replication filled in.
 pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
-    let without_comments: String = SCHEMA
+    statements_of(SCHEMA, keyspace, replication)
+}
+
+/// The statements of a schema text in the form of schemas/cql/schema.cql.
+pub fn statements_of(schema: &str, keyspace: &str, replication: &str) -> Vec<String> {
+    let without_comments: String = schema
         .lines()
         .map(|line| line.split("--").next().unwrap_or(""))
         .collect::<Vec<_>>()

@@ -1,0 +1,258 @@
+//! `processor migrate --from-keyspace OLD`: carries a keyspace of the layout
+//! before cross-workspace keys (lookup tables partitioned by
+//! `(workspace_id, key)`) into the configured keyspace, freshly migrated.
+//!
+//! Guarantees:
+//! - the source keyspace is only read;
+//! - every row of every table the two keyspaces share is written to the
+//!   target with the same values (null cells left unset, never written as
+//!   tombstones), plus `identity_id` for `contacts` and `contact_users`
+//!   (the UUIDv5 the new key is made of, [`shared::ids`]);
+//! - each row is written at one client timestamp, the latest write time of
+//!   its cells in the source, so the write clocks keep ordering: a
+//!   processor that goes on from the copied `partition_clocks` (same topic,
+//!   same consumer group) writes later clocks, and wins as it would have;
+//! - copying again writes the same rows at the same timestamps.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use scylla::client::session::Session;
+use serde_json::{Map, Value};
+use shared::ids;
+
+use super::StoreError;
+
+/// Rows copied, by table.
+pub type CopyReport = BTreeMap<String, u64>;
+
+/// Writes in flight at once.
+const CONCURRENCY: usize = 64;
+/// Rows per page of the source's reads.
+const PAGE: i32 = 1000;
+
+/// Copies every table of `from` that `to` also has into `to`.
+pub async fn copy_keyspace(
+    session: &Session,
+    from: &str,
+    to: &str,
+) -> Result<CopyReport, StoreError> {
+    let mut report = CopyReport::new();
+    for table in tables(session, to).await? {
+        let columns = columns(session, from, &table).await?;
+        if columns.is_empty() {
+            continue;
+        }
+        let copied = copy_table(session, (from, to), &table, &columns).await?;
+        report.insert(table, copied);
+    }
+    Ok(report)
+}
+
+/// A column of a source table: its name and whether it has a write time
+/// (key columns have none).
+struct Column {
+    name: String,
+    timed: bool,
+}
+
+async fn copy_table(
+    session: &Session,
+    (from, to): (&str, &str),
+    table: &str,
+    columns: &[Column],
+) -> Result<u64, StoreError> {
+    let read = select_json(from, table, columns);
+    let mut statement = scylla::statement::Statement::new(read);
+    statement.set_page_size(PAGE);
+    let insert = format!("INSERT INTO {to}.{table} JSON ? DEFAULT UNSET USING TIMESTAMP ?");
+    let mut insert = session
+        .prepare(insert)
+        .await
+        .map_err(|source| StoreError::Prepare {
+            statement: format!("INSERT INTO {to}.{table} JSON"),
+            source: Box::new(source),
+        })?;
+    insert.set_is_idempotent(true);
+    let pager = session
+        .query_iter(statement, &[])
+        .await
+        .map_err(|e| copy_read_error(&e))?;
+    let rows = pager
+        .rows_stream::<(String,)>()
+        .map_err(|e| copy_read_error(&e))?;
+    let written = rows
+        .map_err(|e| copy_read_error(&e))
+        .map_ok(|(json,)| {
+            let insert = &insert;
+            async move {
+                let (row, timestamp) = target_row(table, &json)?;
+                session
+                    .execute_unpaged(insert, (row, timestamp))
+                    .await
+                    .map_err(|e| failed("copy write", e))
+            }
+        })
+        .try_buffer_unordered(CONCURRENCY)
+        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+        .await?;
+    Ok(written)
+}
+
+/// `SELECT JSON` of every column and the write time of every timed one.
+fn select_json(from: &str, table: &str, columns: &[Column]) -> String {
+    let names = columns.iter().map(|c| c.name.clone());
+    let times = columns
+        .iter()
+        .filter(|c| c.timed)
+        .map(|c| format!("WRITETIME({0}) AS writetime_{0}", c.name));
+    let selectors: Vec<String> = names.chain(times).collect();
+    format!("SELECT JSON {} FROM {from}.{table}", selectors.join(", "))
+}
+
+/// The JSON row to insert (nulls and write times removed, `identity_id`
+/// added where the table needs it) and its timestamp: the latest write
+/// time among its cells (1 for a row of keys alone).
+fn target_row(table: &str, json: &str) -> Result<(String, i64), StoreError> {
+    let bad = |message: String| StoreError::Rows {
+        what: "copy read",
+        message,
+    };
+    let Value::Object(source) = serde_json::from_str(json).map_err(|e| bad(e.to_string()))? else {
+        return Err(bad(format!("a row of {table} is not a JSON object")));
+    };
+    let mut row = Map::new();
+    let mut timestamp = 1i64;
+    for (name, value) in source {
+        match name.strip_prefix("writetime_") {
+            Some(_) => timestamp = timestamp.max(value.as_i64().unwrap_or(1)),
+            None if value.is_null() => {}
+            None => {
+                row.insert(name, value);
+            }
+        }
+    }
+    if let Some(identity) = identity_id(table, &row) {
+        row.insert("identity_id".into(), Value::String(identity.to_string()));
+    }
+    Ok((Value::Object(row).to_string(), timestamp))
+}
+
+/// The new key of a `contacts` or `contact_users` row.
+fn identity_id(table: &str, row: &Map<String, Value>) -> Option<uuid::Uuid> {
+    let text = |key: &str| row.get(key).and_then(Value::as_str);
+    let workspace = text("workspace_id")?;
+    match table {
+        "contacts" => Some(ids::contact_id(workspace, text("phone")?)),
+        "contact_users" => Some(ids::user_contact_id(workspace, text("user_id")?)),
+        _ => None,
+    }
+}
+
+async fn tables(session: &Session, keyspace: &str) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = read(
+        session,
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+        (keyspace,),
+    )
+    .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
+async fn columns(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+) -> Result<Vec<Column>, StoreError> {
+    let rows: Vec<(String, String)> = read(
+        session,
+        "SELECT column_name, kind FROM system_schema.columns \
+         WHERE keyspace_name = ? AND table_name = ?",
+        (keyspace, table),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, kind)| Column {
+            timed: kind == "regular" || kind == "static",
+            name,
+        })
+        .collect())
+}
+
+async fn read<V, R>(session: &Session, cql: &str, values: V) -> Result<Vec<R>, StoreError>
+where
+    V: scylla::serialize::row::SerializeRow,
+    R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+{
+    let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
+        what: "system_schema read",
+        message: e.to_string(),
+    };
+    let result = session
+        .query_unpaged(cql, values)
+        .await
+        .map_err(|e| failed("system_schema read", e))?;
+    let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
+    rows.rows::<R>()
+        .map_err(|e| rows_error(&e))?
+        .collect::<Result<Vec<R>, _>>()
+        .map_err(|e| rows_error(&e))
+}
+
+fn failed(what: &'static str, source: scylla::errors::ExecutionError) -> StoreError {
+    StoreError::Execute {
+        what,
+        source: Box::new(source),
+    }
+}
+
+fn copy_read_error(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Rows {
+        what: "copy read",
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_keeps_its_values_drops_nulls_and_takes_its_latest_write_time() {
+        let json = r#"{"workspace_id": "ws", "phone": "5511", "contact_id": "00000000-0000-0000-0000-000000000001", "name": null, "writetime_contact_id": 17, "writetime_name": null, "writetime_user_id": 42}"#;
+        let (row, timestamp) = target_row("contacts", json).expect("a row");
+        let row: Value = serde_json::from_str(&row).expect("JSON");
+        assert_eq!(timestamp, 42);
+        assert_eq!(row["phone"], "5511");
+        assert!(row.get("name").is_none(), "nulls are left unset: {row}");
+        assert!(row.get("writetime_user_id").is_none());
+        assert_eq!(
+            row["identity_id"],
+            ids::contact_id("ws", "5511").to_string(),
+            "the new key"
+        );
+        let (row, timestamp) =
+            target_row("workspace_inbox", r#"{"workspace_id": "ws"}"#).expect("a row");
+        assert_eq!((row.as_str(), timestamp), (r#"{"workspace_id":"ws"}"#, 1));
+    }
+
+    #[test]
+    fn the_read_selects_every_column_and_the_write_time_of_the_timed_ones() {
+        let columns = [
+            Column {
+                name: "workspace_id".into(),
+                timed: false,
+            },
+            Column {
+                name: "unread_count".into(),
+                timed: true,
+            },
+        ];
+        assert_eq!(
+            select_json("old", "conversations", &columns),
+            "SELECT JSON workspace_id, unread_count, WRITETIME(unread_count) AS \
+             writetime_unread_count FROM old.conversations"
+        );
+    }
+}
