@@ -1,4 +1,6 @@
-//! `processor migrate` applies the CQL schema; `processor run` consumes;
+//! `processor migrate` applies the CQL schema (with `--from-keyspace`, then
+//! copies a keyspace of the layout before cross-workspace keys into it);
+//! `processor run` consumes;
 //! `processor inbox` reads the inbox; `processor clocks rebase` moves the
 //! write clocks on after the webhook topic changed.
 
