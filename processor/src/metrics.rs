@@ -208,7 +208,7 @@ impl Metrics {
             )?,
             db_failures: counter(
                 "db_failures_total",
-                "Micro-batch attempts that failed on the database and were retried.",
+                "Micro-batch attempts that failed on the database (its writes, or reading the write clocks) and were retried.",
             )?,
             end_to_end_latency: histogram(
                 "end_to_end_latency_seconds",

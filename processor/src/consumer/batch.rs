@@ -139,6 +139,11 @@ impl BatchProcessor {
                 Ok(()) => return Ok(()),
                 Err(err) if err.is_layout_change() => return Err(BatchError::Layout(err)),
                 Err(err) => {
+                    // A database outage often shows first here, on a
+                    // partition not yet seen: it counts like a failed write.
+                    if matches!(err, ClockError::Store(_)) {
+                        self.metrics.db_failures.inc();
+                    }
                     warn!(cause = %err, "reading the write clocks failed; nothing committed, retrying");
                     if !wait(backoff.next()).await {
                         return Err(BatchError::Shutdown);
