@@ -21,7 +21,7 @@ use scylla::client::session::Session;
 use serde_json::{Map, Value};
 use shared::ids;
 
-use super::StoreError;
+use super::{StoreError, query_text_rows};
 
 /// Rows copied, by table.
 pub type CopyReport = BTreeMap<String, u64>;
@@ -150,8 +150,9 @@ fn identity_id(table: &str, row: &Map<String, Value>) -> Option<uuid::Uuid> {
 }
 
 async fn tables(session: &Session, keyspace: &str) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = read(
+    let rows: Vec<(String,)> = query_text_rows(
         session,
+        "system_schema read",
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
         (keyspace,),
     )
@@ -164,8 +165,9 @@ async fn columns(
     keyspace: &str,
     table: &str,
 ) -> Result<Vec<Column>, StoreError> {
-    let rows: Vec<(String, String)> = read(
+    let rows: Vec<(String, String)> = query_text_rows(
         session,
+        "system_schema read",
         "SELECT column_name, kind FROM system_schema.columns \
          WHERE keyspace_name = ? AND table_name = ?",
         (keyspace, table),
@@ -178,26 +180,6 @@ async fn columns(
             name,
         })
         .collect())
-}
-
-async fn read<V, R>(session: &Session, cql: &str, values: V) -> Result<Vec<R>, StoreError>
-where
-    V: scylla::serialize::row::SerializeRow,
-    R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
-{
-    let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
-        what: "system_schema read",
-        message: e.to_string(),
-    };
-    let result = session
-        .query_unpaged(cql, values)
-        .await
-        .map_err(|e| failed("system_schema read", e))?;
-    let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
-    rows.rows::<R>()
-        .map_err(|e| rows_error(&e))?
-        .collect::<Result<Vec<R>, _>>()
-        .map_err(|e| rows_error(&e))
 }
 
 fn failed(what: &'static str, source: scylla::errors::ExecutionError) -> StoreError {

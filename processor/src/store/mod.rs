@@ -286,13 +286,38 @@ where
     V: SerializeRow,
     R: for<'f, 'm> DeserializeRow<'f, 'm>,
 {
-    let result = session
-        .execute_unpaged(statement, values)
-        .await
-        .map_err(|source| StoreError::Execute {
-            what,
-            source: Box::new(source),
-        })?;
+    let result = session.execute_unpaged(statement, values).await;
+    collect_rows(what, result)
+}
+
+/// [`query_rows`] for a statement prepared nowhere: the reads of
+/// `system_schema` and of a keyspace being copied, run once.
+pub(crate) async fn query_text_rows<V, R>(
+    session: &Session,
+    what: &'static str,
+    cql: &str,
+    values: V,
+) -> Result<Vec<R>, StoreError>
+where
+    V: SerializeRow,
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    let result = session.query_unpaged(cql, values).await;
+    collect_rows(what, result)
+}
+
+/// Every row of a read's answer, deserialized as `R`.
+fn collect_rows<R>(
+    what: &'static str,
+    result: Result<scylla::response::query_result::QueryResult, scylla::errors::ExecutionError>,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    let result = result.map_err(|source| StoreError::Execute {
+        what,
+        source: Box::new(source),
+    })?;
     let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
         what,
         message: e.to_string(),

@@ -129,29 +129,15 @@ async fn column_kind(
     table: &str,
     column: &str,
 ) -> Result<Option<String>, StoreError> {
-    const WHAT: &str = "system_schema.columns read";
-    let result = session
-        .query_unpaged(
-            "SELECT kind FROM system_schema.columns \
-             WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
-            (keyspace, table, column),
-        )
-        .await
-        .map_err(|source| StoreError::Execute {
-            what: WHAT,
-            source: Box::new(source),
-        })?;
-    let rows_error = |e: &dyn std::fmt::Display| StoreError::Rows {
-        what: WHAT,
-        message: e.to_string(),
-    };
-    let rows = result.into_rows_result().map_err(|e| rows_error(&e))?;
-    let mut kinds = rows.rows::<(String,)>().map_err(|e| rows_error(&e))?;
-    kinds
-        .next()
-        .transpose()
-        .map(|k| k.map(|(kind,)| kind))
-        .map_err(|e| rows_error(&e))
+    let kinds: Vec<(String,)> = super::query_text_rows(
+        session,
+        "system_schema.columns read",
+        "SELECT kind FROM system_schema.columns \
+         WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+        (keyspace, table, column),
+    )
+    .await?;
+    Ok(kinds.into_iter().next().map(|(kind,)| kind))
 }
 
 #[cfg(test)]
