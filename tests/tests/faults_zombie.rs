@@ -86,7 +86,7 @@ async fn a_processor_stopped_mid_batch_past_its_session_cannot_overwrite_its_suc
         let log = std::fs::read_to_string(&zombie_log)?;
         Ok(log
             .lines()
-            .any(|l| l.contains(WENT_ON) && l.contains("\"updates\""))
+            .any(|l| l.contains(WENT_ON) && l.contains("\"writes\""))
             .then_some(()))
     })
     .await?;

@@ -2,15 +2,19 @@
 //! waves in turn, or inside its write wave (steps 2, 4, 6 and 8) once some
 //! of its writes have landed (nothing committed); a fresh processor in the same group takes
 //! over, and the final rows must equal those of a clean run, statuses,
-//! unread counts and last-message fields included.
+//! unread counts and last-message fields included, and so must the
+//! workspace's inbox list as `processor::inbox` reads it (the recency list
+//! itself may keep an entry the reader skips, see `pipeline::inbox_rows`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use inboxflow_tests::faults::check::committed;
 use inboxflow_tests::poll;
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
+use processor::inbox::Inbox;
 use processor::pipeline::{Wave, faults::Faults};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -70,7 +74,8 @@ fn scenario() -> Vec<Vec<u8>> {
 /// Step 8 over messages stored by an earlier, committed phase: the first
 /// phase stores four messages, the second brings their statuses (each write
 /// of step 8 then raises an index rank or a message row's status, with no
-/// later step to mend a half-applied one) and a new message.
+/// later step to mend a half-applied one) and a new message two minutes
+/// later, which moves its conversation in the recency list.
 fn stored_then_statused() -> Vec<Vec<Vec<u8>>> {
     let senders = ["5511900000011", "5511900000012"];
     let messages: Vec<Inbound> = (0..4)
@@ -90,7 +95,7 @@ fn stored_then_statused() -> Vec<Vec<Vec<u8>>> {
         st("wamid.s2", "delivered", 1_700_000_013),
         st("wamid.s3", "played", 1_700_000_014),
     ];
-    let later = [Inbound::new("wamid.s4", senders[1], 1_700_000_020)];
+    let later = [Inbound::new("wamid.s4", senders[1], 1_700_000_140)];
     vec![
         vec![meta_body(PHONE_NUMBER_ID, &messages, &[])],
         vec![meta_body(PHONE_NUMBER_ID, &later, &statuses)],
@@ -190,9 +195,22 @@ async fn run(
         );
     }
     store_all(&env, &ends).await?;
-    let snapshot = env.snapshot().await?;
+    let mut snapshot = env.snapshot().await?;
+    snapshot.extend(inbox_list(&env).await?);
     env.cleanup().await?;
     Ok(snapshot)
+}
+
+/// The workspace's inbox list, newest first, as the inbox reads it.
+async fn inbox_list(env: &ProcessorEnv) -> anyhow::Result<Vec<String>> {
+    let inbox = Inbox::new(Arc::clone(&env.session), &env.cfg.cql.keyspace).await?;
+    let page = inbox.list(WORKSPACE, None, 100, 1_700_100_000_000).await?;
+    Ok(page
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("~inbox list {i}: {c:?}"))
+        .collect())
 }
 
 /// Fails, naming only the rows that differ, unless `after_crash` equals `clean`.
@@ -262,6 +280,13 @@ async fn a_crash_inside_the_status_writes_of_stored_messages_ends_in_the_same_ro
             .any(|row| row.starts_with("messages ") && row.contains("\"status\": \"played\"")),
         "sanity: the clean run stores a message's status"
     );
+    let listed = clean
+        .iter()
+        .filter(|r| r.starts_with("~inbox list"))
+        .count();
+    assert_eq!(listed, 2, "sanity: both conversations listed");
+    // 1: only the moved conversation's update landed (counters are sent
+    // first), not its recency-list entry.
     for landed in [1, 4] {
         let crash = Crash::within(Wave::Writes, landed);
         let after_crash = run(&phases, Some(crash), true).await?;

@@ -25,7 +25,7 @@ use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dead_letter::{DeadLetters, PoisonReason};
 use crate::decode::{self, DecodedRecord, RawRecord};
 use crate::metrics::Metrics;
-use crate::pipeline::{self, BatchOutcome, Outcome, WorkspaceRecords};
+use crate::pipeline::{self, BatchOutcome, Outcome, OwnerCache, WorkspaceRecords};
 use crate::store::{DbStats, Store, StoreError};
 
 /// Why a batch could not be completed. Both stop the consumer without a commit.
@@ -75,11 +75,13 @@ pub struct BatchProcessor {
 
 impl BatchProcessor {
     /// Processes `messages`; `wait(backoff)` is awaited between attempts and
-    /// returns `false` to abandon (shutdown).
+    /// returns `false` to abandon (shutdown). `cache` is the consumer's
+    /// [`OwnerCache`], emptied here when an attempt fails.
     pub async fn process<W, F>(
         &self,
         messages: &[OwnedMessage],
         mut wait: W,
+        cache: &mut OwnerCache,
     ) -> Result<BatchReport, BatchError>
     where
         W: FnMut(Duration) -> F,
@@ -111,7 +113,7 @@ impl BatchProcessor {
         }
         report.workspaces = by_workspace.len();
         let outcome = self
-            .store_all(&by_workspace, messages, &mut report, &mut wait)
+            .store_all(&by_workspace, messages, (&mut report, cache), &mut wait)
             .await?;
         for ws in &outcome.workspaces {
             report.messages_inserted += ws.messages_inserted;
@@ -160,7 +162,7 @@ impl BatchProcessor {
         &self,
         by_workspace: &BTreeMap<&str, Vec<&DecodedRecord>>,
         messages: &[OwnedMessage],
-        report: &mut BatchReport,
+        (report, cache): (&mut BatchReport, &mut OwnerCache),
         wait: &mut W,
     ) -> Result<BatchOutcome, BatchError>
     where
@@ -176,8 +178,10 @@ impl BatchProcessor {
             let stats = DbStats::default();
             let batch: Vec<WorkspaceRecords<'_>> =
                 live.iter().map(|(ws, r)| (*ws, r.clone())).collect();
-            let mut result = self.run_batch(&batch, &stats).await;
+            let mut result = self.run_batch(&batch, &stats, cache).await;
             if let Err(err) = &result {
+                // Some of its writes may have landed: the cache may differ.
+                cache.clear();
                 if err.is_permanent() {
                     warn!(cause = %err, "permanent database error; isolating the records that cause it");
                     let mut dead = Vec::new();
@@ -296,11 +300,12 @@ impl BatchProcessor {
         &self,
         batch: &[WorkspaceRecords<'_>],
         stats: &DbStats,
+        cache: &mut OwnerCache,
     ) -> Result<BatchOutcome, StoreError> {
         #[cfg(feature = "fault-injection")]
-        let run = pipeline::faults::run_batch(&self.store, batch, self.faults, stats);
+        let run = pipeline::faults::run_batch(&self.store, batch, self.faults, stats, Some(cache));
         #[cfg(not(feature = "fault-injection"))]
-        let run = pipeline::run_batch(&self.store, batch, stats);
+        let run = pipeline::run_batch_cached(&self.store, batch, stats, cache);
         run.await
     }
 

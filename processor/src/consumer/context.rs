@@ -11,11 +11,15 @@
 //! - `offsets_pending_commit` counts the owned partitions whose stored offset
 //!   (see [`GroupContext::stored`]) is ahead of the offset a commit has
 //!   confirmed; 0 means everything stored is committed.
+//! - [`GroupContext::rebalances`] counts every rebalance (revoke, assign or
+//!   error) before its callback returns, so a reader that sees the same count
+//!   before and after some work knows no rebalance began in between.
 //! - `consumer_lag{partition}` is librdkafka's own figure (high watermark
 //!   minus committed offset) from its periodic statistics, for partitions this
 //!   consumer is assigned and has committed on.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use prometheus::{IntCounter, IntGauge, IntGaugeVec};
@@ -39,6 +43,7 @@ struct Offsets {
 pub struct GroupContext {
     topic: String,
     offsets: Mutex<BTreeMap<i32, Offsets>>,
+    rebalances: AtomicU64,
     assigned: IntGauge,
     lag: IntGaugeVec,
     commits_ok: IntCounter,
@@ -52,12 +57,18 @@ impl GroupContext {
         Self {
             topic: topic.to_owned(),
             offsets: Mutex::default(),
+            rebalances: AtomicU64::new(0),
             assigned: metrics.assigned_partitions.clone(),
             lag: metrics.consumer_lag.clone(),
             commits_ok: metrics.offset_commits.with_label_values(&["ok"]),
             commits_failed: metrics.offset_commits.with_label_values(&["failed"]),
             pending: metrics.offsets_pending_commit.clone(),
         }
+    }
+
+    /// How many rebalances have begun.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::SeqCst)
     }
 
     /// Notes offsets just stored for commit (those of `tpl` on our topic).
@@ -117,6 +128,7 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 info!(partitions = tpl.count(), "partitions revoked");

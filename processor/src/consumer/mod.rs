@@ -35,6 +35,7 @@ pub use context::GroupContext;
 
 use crate::config::{ConsumerConfig, ProcessorConfig};
 use crate::metrics::Metrics;
+use crate::pipeline::OwnerCache;
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
@@ -76,6 +77,7 @@ pub async fn run(
 ) -> anyhow::Result<u64> {
     let mut completed = 0u64;
     let held: Held = Arc::default();
+    let mut cache = OwnerCache::default();
     #[cfg(feature = "fault-injection")]
     let faults: SeekFaults = processor.faults;
     #[cfg(not(feature = "fault-injection"))]
@@ -92,7 +94,9 @@ pub async fn run(
             let held = Arc::clone(&held);
             async move { pause_and_wait(&consumer, backoff, &mut shutdown, &held, faults).await }
         };
-        match processor.process(&batch, waiter).await {
+        // Another processor may have written since a rebalance.
+        cache.follow(consumer.context().rebalances());
+        match processor.process(&batch, waiter, &mut cache).await {
             Ok(_report) => {
                 // A failed offset store (the partition just revoked, say)
                 // must not stop the consumer: the batch is stored, and its

@@ -18,28 +18,33 @@ use crate::store::rows::{ContactRow, FoundContact, FoundContactUser};
 use crate::store::{DbStats, RowWrite, Statements, Store, StoreError, Writes};
 
 /// The identities of every workspace's plan that already exist, with
-/// their contact ids: one cross-workspace lookup per identity table, so the
+/// their contact ids: those in each workspace's `cached` as they are, the
+/// others in one cross-workspace lookup per identity table, so the
 /// requests grow with the identities, not with the workspaces.
 pub async fn find_existing(
     store: &Store,
-    batch: &[(&str, &Plan)],
+    batch: &[(&str, &Plan, Known)],
     stats: &DbStats,
 ) -> Result<Vec<Known>, StoreError> {
     let s = store.statements();
     let phones: Vec<(&str, Vec<Uuid>)> = batch
         .iter()
-        .map(|(ws, plan)| {
-            (
-                *ws,
-                plan.phones.iter().map(|p| ids::contact_id(ws, p)).collect(),
-            )
+        .map(|(ws, plan, cached)| {
+            let missing = plan
+                .phones
+                .iter()
+                .filter(|p| !cached.phones.contains_key(*p));
+            (*ws, missing.map(|p| ids::contact_id(ws, p)).collect())
         })
         .collect();
     let users: Vec<(&str, Vec<Uuid>)> = batch
         .iter()
-        .map(|(ws, plan)| {
-            let keys = plan.user_ids.iter().map(|u| ids::user_contact_id(ws, u));
-            (*ws, keys.collect())
+        .map(|(ws, plan, cached)| {
+            let missing = plan
+                .user_ids
+                .iter()
+                .filter(|u| !cached.users.contains_key(*u));
+            (*ws, missing.map(|u| ids::user_contact_id(ws, u)).collect())
         })
         .collect();
     let (phones, users) = futures::try_join!(
@@ -56,18 +61,18 @@ pub async fn find_existing(
             stats,
         ),
     )?;
-    Ok(phones
-        .into_iter()
-        .zip(users)
-        .map(|(phones, users)| Known {
-            phones: phones
-                .into_iter()
-                .map(|r| (r.phone, r.contact_id))
-                .collect(),
-            users: users
-                .into_iter()
-                .map(|r| (r.user_id, r.contact_id))
-                .collect(),
+    Ok(batch
+        .iter()
+        .zip(phones.into_iter().zip(users))
+        .map(|((_, _, cached), (phones, users))| {
+            let mut known = cached.clone();
+            known
+                .phones
+                .extend(phones.into_iter().map(|r| (r.phone, r.contact_id)));
+            known
+                .users
+                .extend(users.into_iter().map(|r| (r.user_id, r.contact_id)));
+            known
         })
         .collect())
 }

@@ -24,6 +24,10 @@ use shared::webhook::{Direction, Origin};
 /// The parts of an existing conversation row the update needs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConversationState {
+    /// Whether step 4 wrote the row's identity columns. Steps 4 and 7 share
+    /// the write wave, so a failed batch may leave a row holding only the
+    /// update; its retry then writes the identity columns again.
+    pub created: bool,
     pub state_at_ms: Option<i64>,
     pub first_message_at_ms: Option<i64>,
     pub last_message_at_ms: Option<i64>,
@@ -43,6 +47,7 @@ impl ConversationState {
 impl From<ConversationRow> for ConversationState {
     fn from(r: ConversationRow) -> Self {
         ConversationState {
+            created: r.phone_number_id.is_some(),
             state_at_ms: r.state_at.map(|t| t.0),
             first_message_at_ms: r.first_message_at.map(|t| t.0),
             last_message_at_ms: r.last_message_at.map(|t| t.0),
@@ -80,8 +85,9 @@ pub async fn find_existing(
         .collect())
 }
 
-/// Adds to `writes` the conversations not in `existing` (identity columns
-/// only, so a re-run never resets counters); returns how many.
+/// Adds to `writes` the conversations not in `existing`, or there without
+/// their identity columns (identity columns only, so a re-run never resets
+/// counters); returns how many.
 pub fn create_missing<'a>(
     writes: &mut Writes<'a>,
     s: &'a Statements,
@@ -92,7 +98,7 @@ pub fn create_missing<'a>(
     let rows: Vec<RowWrite<CreateConversationRow<'a>>> = plan
         .conversations
         .iter()
-        .filter(|(id, _)| !existing.contains_key(*id))
+        .filter(|(id, _)| !existing.get(*id).is_some_and(|c| c.created))
         .map(|(id, d)| RowWrite {
             partition: id.to_string(),
             estimated_bytes: 96

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shared::webhook::Event;
 
-use super::{BatchOutcome, Outcome, Wave, WaveTimer, WorkspaceRecords};
+use super::{BatchOutcome, Outcome, OwnerCache, Wave, WaveTimer, WorkspaceRecords};
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Store, StoreError, WriteGate};
 
@@ -91,12 +91,13 @@ pub(super) fn stop_once() -> bool {
     true
 }
 
-/// [`super::run_batch`], with `faults`.
+/// [`super::run_batch`] (or [`super::run_batch_cached`] with `cache`), with `faults`.
 pub async fn run_batch(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
     faults: Faults,
     stats: &DbStats,
+    cache: Option<&mut OwnerCache>,
 ) -> Result<BatchOutcome, StoreError> {
     if let Some(id) = faults.refuse_message {
         let mut events = batch.iter().flat_map(|(_, r)| r).flat_map(|r| &r.events);
@@ -114,9 +115,9 @@ pub async fn run_batch(
         Some((wave, landing)) => {
             let gate = Arc::new(WriteGate::new(wave.as_str(), landing));
             let gated = store.with_gate(Arc::clone(&gate));
-            super::run_waves(&gated, batch, timer.failing_within(wave, gate)).await
+            super::run_waves(&gated, batch, timer.failing_within(wave, gate), cache).await
         }
-        None => super::run_waves(store, batch, timer).await,
+        None => super::run_waves(store, batch, timer, cache).await,
     }
 }
 
@@ -128,7 +129,8 @@ pub async fn run_workspace(
     faults: Faults,
     stats: &DbStats,
 ) -> Result<Outcome, StoreError> {
-    let mut batch = run_batch(store, &[(workspace_id, records.to_vec())], faults, stats).await?;
+    let records = [(workspace_id, records.to_vec())];
+    let mut batch = run_batch(store, &records, faults, stats, None).await?;
     Ok(batch.workspaces.pop().unwrap_or_default())
 }
 

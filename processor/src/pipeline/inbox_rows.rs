@@ -10,10 +10,14 @@
 //! Exactly-once: `inbound_total` carries the same kind of watermark as a
 //! conversation (all of a workspace's records live in one Kafka partition),
 //! so a record read again is never counted twice. The list moves are
-//! idempotent (an upsert of the new entry, a delete of the old one) and come
-//! before the conversation update that moves the watermark: if the batch
-//! fails in between, its retry computes the same moves from the same
-//! conversation rows and writes them again.
+//! idempotent (an upsert of the new entry, a delete of the old one) and
+//! share the write wave with the conversation update that moves the
+//! watermark, so a failed batch may leave either without the other. Its
+//! retry writes the new entry again either way: from the moves, when the
+//! update did not land; from the conversation row, when its stored last
+//! message is one of the batch's own. Only the delete of the old entry can
+//! then be lost, and the list's readers skip an entry whose conversation no
+//! longer shows its time ([`crate::inbox`]), so the list stays exact.
 
 use std::collections::HashMap;
 
@@ -148,13 +152,18 @@ pub fn write_total<'a>(
     writes.add(workspace_id, "workspace inbox update", statement, rows, at);
 }
 
-/// The list moves of `updates`: (entries to write with their time, entries to delete).
+/// The list moves of `updates`: (entries to write with their time, entries
+/// to delete). A conversation whose stored last message is one of `fresh`
+/// (the batch's messages, already counted when its update landed before a
+/// failure) gets its entry written again.
 pub fn plan_moves(
     updates: &[ConversationUpdate],
     state: &HashMap<Uuid, ConversationState>,
+    fresh: &[&MessageDraft],
 ) -> (Vec<(ActivityKey, i64)>, Vec<ActivityKey>) {
     let mut set = Vec::new();
     let mut delete = Vec::new();
+    let mut moved = std::collections::HashSet::new();
     for u in updates {
         let Some((at, ..)) = &u.last_message else {
             continue;
@@ -165,6 +174,19 @@ pub fn plan_moves(
         let (new, old) = moves(u.conversation_id, before, *at);
         set.push((new, *at));
         delete.extend(old);
+        moved.insert(u.conversation_id);
+    }
+    for m in fresh {
+        let id = m.conversation_id;
+        let Some(stored) = state.get(&id) else {
+            continue;
+        };
+        let own = stored.last_message_id.as_deref() == Some(m.event.message_id.as_str());
+        if let Some(at) = stored.last_message_at_ms.filter(|_| own)
+            && moved.insert(id)
+        {
+            set.push((ActivityKey::of(id, at), at));
+        }
     }
     (set, delete)
 }
@@ -174,10 +196,14 @@ pub fn write_moves<'a>(
     writes: &mut Writes<'a>,
     s: &'a Statements,
     workspace_id: &'a str,
-    (updates, state): (&[ConversationUpdate], &HashMap<Uuid, ConversationState>),
+    (updates, state, fresh): (
+        &[ConversationUpdate],
+        &HashMap<Uuid, ConversationState>,
+        &[&MessageDraft],
+    ),
     at: i64,
 ) {
-    let (set, delete) = plan_moves(updates, state);
+    let (set, delete) = plan_moves(updates, state, fresh);
     let bytes = 64 + workspace_id.len();
     let set: Vec<_> = set
         .into_iter()
@@ -214,4 +240,55 @@ pub fn write_moves<'a>(
         delete,
         at,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::webhook::MessageEvent;
+
+    const CONV: Uuid = Uuid::from_u128(7);
+    const AT: i64 = 1_700_000_040_000;
+
+    fn draft(id: &str, sent_at_ms: i64) -> MessageDraft {
+        MessageDraft {
+            event: MessageEvent {
+                message_id: id.into(),
+                ..MessageEvent::default()
+            },
+            conversation_id: CONV,
+            sent_at_ms,
+            bucket: 202311,
+            partition: 0,
+            offset: 1,
+            clock: crate::clocks::unstamped(1),
+        }
+    }
+
+    fn stored(last_id: &str, last_at: i64) -> HashMap<Uuid, ConversationState> {
+        let state = ConversationState {
+            last_message_at_ms: Some(last_at),
+            last_message_id: Some(last_id.into()),
+            ..ConversationState::default()
+        };
+        HashMap::from([(CONV, state)])
+    }
+
+    /// The update of a failed batch landed (the stored last message is the
+    /// batch's own, so nothing is counted again): the retry writes the
+    /// entry again, or the conversation would vanish from the list.
+    #[test]
+    fn a_batch_whose_update_already_landed_writes_its_entry_again() {
+        let m = draft("m2", AT);
+        let (set, delete) = plan_moves(&[], &stored("m2", AT), &[&m]);
+        assert_eq!(set, vec![(ActivityKey::of(CONV, AT), AT)]);
+        assert!(delete.is_empty());
+    }
+
+    #[test]
+    fn a_conversation_last_moved_by_an_earlier_batch_is_left_alone() {
+        let m = draft("m2", AT - 1_000);
+        let (set, delete) = plan_moves(&[], &stored("m9", AT), &[&m]);
+        assert!(set.is_empty() && delete.is_empty());
+    }
 }

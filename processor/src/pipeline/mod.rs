@@ -1,5 +1,5 @@
 //! The batched pipeline over a whole micro-batch: eight steps carried by at
-//! most four sequential waves, each holding the requests of every workspace
+//! most three sequential waves, each holding the requests of every workspace
 //! of the batch ([`steps`] has the table).
 //!
 //! | step | what |
@@ -18,19 +18,20 @@
 //! under another identity's id need a second lookup wave), and each lookup
 //! is one `IN` over the keys of every workspace of the batch
 //! ([`Store::lookup_across`]): its requests grow with the keys, never with
-//! the number of workspaces. Every write is a
-//! blind idempotent upsert, so steps 2, 4, 6 and 8 share one wave, and the
-//! rows of every workspace of one Kafka partition share its unlogged
-//! batches ([`Writes`]). A micro-batch therefore costs at most four
-//! sequential waves (three in steady state) whatever its size and however
+//! the number of workspaces. Every write is a blind idempotent upsert or a
+//! watermark-guarded counter, so steps 2, 4, 6, 7 and 8 share one wave, and
+//! the rows of every workspace of one Kafka partition share its unlogged
+//! batches ([`Writes`]). A micro-batch therefore costs at most three
+//! sequential waves (two in steady state) whatever its size and however
 //! many workspaces it spans. The store bounds the requests in flight
 //! (`cql.max_concurrent_requests`).
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
 //! idempotent upsert of values derived from the records alone, and the only
-//! non-idempotent quantities (counters in step 7) are guarded by watermarks
-//! and written in the last wave. Re-running the pipeline on the same
-//! records, after a failure at any point, ends in the same rows.
+//! non-idempotent quantities (counters in step 7) are guarded by watermarks.
+//! Re-running the pipeline on the same records, after a failure at any
+//! point (any subset of the write wave landed), ends in the same rows
+//! ([`steps`] says why).
 //!
 //! Fencing: every write of a workspace's share of the batch carries the
 //! write clock of the batch's last record on its partition plus its step's
@@ -43,6 +44,7 @@
 //! never needs to overwrite what the crashed attempt wrote.
 
 mod amendments;
+mod cache;
 mod contacts;
 mod conversations;
 #[cfg(feature = "fault-injection")]
@@ -62,6 +64,8 @@ use std::time::Duration;
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Statements, Store, StoreError, Writes};
+use cache::After;
+pub use cache::OwnerCache;
 use conversations::{ConversationState, ConversationUpdate};
 use identity::Known;
 use message_index::IndexEntry;
@@ -110,7 +114,7 @@ pub async fn run_workspace(
     Ok(batch.workspaces.pop().unwrap_or_default())
 }
 
-/// Runs the eight steps for every workspace of a micro-batch in at most four
+/// Runs the eight steps for every workspace of a micro-batch in at most three
 /// sequential waves, each holding the requests of every workspace (the
 /// store bounds the requests in flight).
 pub async fn run_batch(
@@ -118,7 +122,19 @@ pub async fn run_batch(
     batch: &[WorkspaceRecords<'_>],
     stats: &DbStats,
 ) -> Result<BatchOutcome, StoreError> {
-    run_waves(store, batch, WaveTimer::new(stats)).await
+    run_waves(store, batch, WaveTimer::new(stats), None).await
+}
+
+/// [`run_batch`], reading from `cache` what it holds instead of the
+/// database, and remembering in it what the batch wrote once its writes
+/// have all landed. On an error the caller must [`OwnerCache::clear`] it.
+pub async fn run_batch_cached(
+    store: &Store,
+    batch: &[WorkspaceRecords<'_>],
+    stats: &DbStats,
+    cache: &mut OwnerCache,
+) -> Result<BatchOutcome, StoreError> {
+    run_waves(store, batch, WaveTimer::new(stats), Some(cache)).await
 }
 
 /// What the lookups found for one workspace.
@@ -132,16 +148,17 @@ struct Found {
     total: inbox_rows::WorkspaceTotal,
 }
 
-/// The four waves, closed one by one by `timer`.
+/// The three waves, closed one by one by `timer`.
 async fn run_waves(
     store: &Store,
     batch: &[WorkspaceRecords<'_>],
     mut timer: WaveTimer<'_>,
+    cache: Option<&mut OwnerCache>,
 ) -> Result<BatchOutcome, StoreError> {
     let stats = timer.stats;
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
     let mut plans = plan_batch(batch);
-    let mut found = look_up(store, &ids, &plans, stats).await?;
+    let mut found = look_up(store, (&ids, &plans), cache.as_deref(), stats).await?;
     timer.finish(Wave::Lookups)?;
     let mut outs: Vec<Outcome> = Vec::with_capacity(plans.len());
     for ((ws, plan), f) in ids.iter().zip(plans.iter_mut()).zip(&found) {
@@ -157,13 +174,24 @@ async fn run_waves(
     let s = store.statements();
     let mut writes = Writes::default();
     let mut updates = Writes::default();
+    let mut afters = Vec::with_capacity(plans.len());
     for (((ws, plan), f), out) in ids.iter().zip(&plans).zip(&found).zip(&mut outs) {
-        plan_workspace(s, (&mut writes, &mut updates), (*ws, plan, f), out);
+        afters.push(plan_workspace(
+            s,
+            (&mut writes, &mut updates),
+            (*ws, plan, f),
+            out,
+        ));
     }
-    writes.send(store, stats).await?;
+    // One wave. The counters go first only so that a crash test letting the
+    // first n writes land sees them land before the rows they count.
+    futures::try_join!(updates.send(store, stats), writes.send(store, stats))?;
     timer.finish(Wave::Writes)?;
-    updates.send(store, stats).await?;
-    timer.finish(Wave::Updates)?;
+    if let Some(cache) = cache {
+        for (ws, after) in ids.iter().zip(afters) {
+            cache.remember(ws, after);
+        }
+    }
     Ok(BatchOutcome {
         workspaces: outs,
         wave_durations: timer.durations,
@@ -192,39 +220,69 @@ fn plan_batch(batch: &[WorkspaceRecords<'_>]) -> Vec<Plan> {
 
 /// The first wave: steps 1, 3 (each identity's own conversations) and 5,
 /// and the inbound totals, each one cross-workspace lookup for every
-/// workspace of the batch.
+/// workspace of the batch, of the keys `cache` does not hold.
 async fn look_up(
     store: &Store,
-    ids: &[&str],
-    plans: &[Plan],
+    (ids, plans): (&[&str], &[Plan]),
+    cache: Option<&OwnerCache>,
     stats: &DbStats,
 ) -> Result<Vec<Found>, StoreError> {
-    let batch: Vec<(&str, &Plan)> = ids.iter().copied().zip(plans).collect();
-    let read: Vec<BTreeSet<Uuid>> = batch
+    let read: Vec<BTreeSet<Uuid>> = ids
         .iter()
+        .zip(plans)
         .map(|(ws, plan)| plan.likely_conversations(ws))
+        .collect();
+    let hits: Vec<cache::Hits> = ids
+        .iter()
+        .zip(plans)
+        .zip(&read)
+        .map(|((ws, plan), keys)| cache.map(|c| c.hits(ws, plan, keys)).unwrap_or_default())
+        .collect();
+    let batch: Vec<(&str, &Plan, Known)> = ids
+        .iter()
+        .zip(plans)
+        .zip(&hits)
+        .map(|((ws, plan), h)| (*ws, plan, h.known.clone()))
         .collect();
     let wanted: Vec<(&str, Vec<Uuid>)> = ids
         .iter()
         .zip(&read)
-        .map(|(ws, keys)| (*ws, keys.iter().copied().collect()))
+        .zip(&hits)
+        .map(|((ws, keys), h)| {
+            let missing = keys.iter().filter(|k| !h.conversations.contains_key(*k));
+            (*ws, missing.copied().collect())
+        })
         .collect();
+    let no_total: Vec<&str> = ids
+        .iter()
+        .zip(&hits)
+        .filter(|(_, h)| h.total.is_none())
+        .map(|(ws, _)| *ws)
+        .collect();
+    let indexed: Vec<(&str, &Plan)> = ids.iter().copied().zip(plans).collect();
     let (known, conversations, index, totals) = futures::try_join!(
         contacts::find_existing(store, &batch, stats),
         conversations::find_existing(store, &wanted, stats),
-        messages::find_index(store, &batch, stats),
-        inbox_rows::find_totals(store, ids, stats),
+        messages::find_index(store, &indexed, stats),
+        inbox_rows::find_totals(store, &no_total, stats),
     )?;
-    let found = known.into_iter().zip(conversations).zip(read);
+    let mut totals = no_total.into_iter().zip(totals).collect::<HashMap<_, _>>();
+    let found = known.into_iter().zip(conversations).zip(read).zip(hits);
     Ok(found
-        .zip(index.into_iter().zip(totals))
-        .map(|(((known, conversations), read), (index, total))| Found {
-            known,
-            conversations,
-            read,
-            index,
-            total,
-        })
+        .zip(index)
+        .zip(ids)
+        .map(
+            |(((((known, mut conversations), read), hits), index), ws)| {
+                conversations.extend(hits.conversations);
+                Found {
+                    known,
+                    conversations,
+                    read,
+                    index,
+                    total: hits.total.or_else(|| totals.remove(ws)).unwrap_or_default(),
+                }
+            },
+        )
         .collect())
 }
 
@@ -258,13 +316,13 @@ async fn look_up_the_rest(
 }
 
 /// Plans one workspace's writes (pure): steps 2, 4, 6 and 8 into `writes`,
-/// step 7 into `updates`, and counts them in `out`.
+/// step 7 into `updates` (sent in the same wave), and counts them in `out`.
 fn plan_workspace<'a>(
     s: &'a Statements,
     (writes, updates): (&mut Writes<'a>, &mut Writes<'a>),
     (ws, plan, f): (&'a str, &'a Plan, &Found),
     out: &mut Outcome,
-) {
+) -> After {
     let at = |step: Step| plan.write_clock(step);
     let conv = &f.conversations;
     out.contacts_created =
@@ -276,14 +334,16 @@ fn plan_workspace<'a>(
     let moved: Vec<ConversationUpdate> = conversations::plan_updates(plan, &fresh, conv);
     let inserts = at(Step::InsertMessages);
     messages::insert(writes, s, ws, (&fresh, &changes, &f.index), inserts);
-    inbox_rows::write_moves(writes, s, ws, (&moved, conv), inserts);
+    inbox_rows::write_moves(writes, s, ws, (&moved, conv, &fresh), inserts);
     let total = inbox_rows::plan_total(&f.total, &fresh);
     out.duplicates_skipped = duplicates + plan.duplicates_in_batch;
     out.messages_inserted = fresh.len() as u64;
     apply_changes(writes, s, (ws, plan), changes, out);
     let at_update = at(Step::UpdateConversations);
+    let after = After::of(plan, (&f.known, conv), &moved, total.unwrap_or(f.total));
     conversations::write_updates(updates, s, ws, moved, at_update);
     inbox_rows::write_total(updates, s, ws, total, at_update);
+    after
 }
 
 /// Step 8 for one workspace: statuses, amendments, reactions and account

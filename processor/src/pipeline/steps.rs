@@ -4,18 +4,22 @@
 //! it; a step's slot orders its writes within a record's write clock. Waves
 //! are what the database sees: every request of a wave goes out at once,
 //! for every workspace of the micro-batch, and a wave starts only once the
-//! one before it has been answered. Four waves carry the eight steps:
+//! one before it has been answered. Three waves carry the eight steps:
 //!
 //! | wave | steps | sent |
 //! |---|---|---|
 //! | `lookups` | 1, 3 (each identity's own conversations), 5, inbox totals | always |
 //! | `more_lookups` | 3 (conversations of contacts stored under another identity's id) | only when step 1 found such a contact |
-//! | `writes` | 2, 4, 6, 8 | when the batch writes anything |
-//! | `updates` | 7 (counters and watermarks) | when a conversation or total moves |
+//! | `writes` | 2, 4, 6, 7, 8 | when the batch writes anything |
 //!
-//! `updates` comes last on purpose: it moves the watermarks that make a
-//! re-run skip counting, so everything a re-run could not recompute once a
-//! watermark has moved (the recency-list moves) has landed before it.
+//! Step 7 (counters and watermarks) shares the write wave, so any subset of
+//! that wave may have landed when a batch fails. A re-run still ends in the
+//! same rows: a counter counts only records past its watermark, so a landed
+//! update is not counted again, and a missing one is computed again; a
+//! message whose row did not land is stored again (the same record is never
+//! its own duplicate); and a conversation whose stored last message is one
+//! of the batch's gets its recency-list entry written again
+//! ([`super::inbox_rows::plan_moves`]).
 
 /// The pipeline's steps, in order. Names are metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,23 +78,16 @@ pub enum Wave {
     Lookups,
     MoreLookups,
     Writes,
-    Updates,
 }
 
 impl Wave {
-    pub const ALL: [Wave; 4] = [
-        Wave::Lookups,
-        Wave::MoreLookups,
-        Wave::Writes,
-        Wave::Updates,
-    ];
+    pub const ALL: [Wave; 3] = [Wave::Lookups, Wave::MoreLookups, Wave::Writes];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Wave::Lookups => "lookups",
             Wave::MoreLookups => "more_lookups",
             Wave::Writes => "writes",
-            Wave::Updates => "updates",
         }
     }
 
@@ -114,7 +111,7 @@ mod tests {
         let slots: Vec<i64> = Step::ALL.iter().map(|s| s.slot()).collect();
         assert_eq!(slots, (0..8).collect::<Vec<_>>());
         assert_eq!(Wave::Lookups.next(), Some(Wave::MoreLookups));
-        assert_eq!(Wave::Updates.next(), None);
+        assert_eq!(Wave::Writes.next(), None);
         for w in Wave::ALL {
             assert_eq!(Wave::from_name(w.as_str()), Some(w));
         }

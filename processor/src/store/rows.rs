@@ -86,6 +86,8 @@ impl Location {
 pub struct ConversationRow {
     pub workspace_id: String,
     pub conversation_id: Uuid,
+    /// Set by step 4 only (a step-7 update alone leaves it null).
+    pub phone_number_id: Option<String>,
     pub contact_name: Option<String>,
     pub state_at: Option<CqlTimestamp>,
     pub first_message_at: Option<CqlTimestamp>,

@@ -43,8 +43,8 @@ macro_rules! statements {
 
 const CONTACT_COLUMNS: &str = "identity_id, phone, contact_id";
 const CONTACT_USER_COLUMNS: &str = "identity_id, user_id, contact_id";
-const CONVERSATION_COLUMNS: &str = "conversation_id, contact_name, state_at, first_message_at, \
-     last_message_at, \
+const CONVERSATION_COLUMNS: &str = "conversation_id, phone_number_id, contact_name, state_at, \
+     first_message_at, last_message_at, \
      last_message_id, unread_count, message_count, applied_partition, applied_offset";
 const INDEX_COLUMNS: &str = "message_id, conversation_id, bucket, sent_at, source_partition, \
      source_offset, status_rank, edit_body, edited_at, revoked_at";

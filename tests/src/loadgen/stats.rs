@@ -179,17 +179,16 @@ impl ProcessorSamples {
     pub fn to_json(&self) -> Value {
         const P: &str = "inboxflow_processor";
         let ms = |v: Option<f64>| v.map(|s| (s * 1e5).round() / 100.0);
-        let waves: serde_json::Map<String, Value> =
-            ["lookups", "more_lookups", "writes", "updates"]
-                .into_iter()
-                .map(|wave| {
-                    let labels = format!("{{wave=\"{wave}\"}}");
-                    (
-                        wave.to_owned(),
-                        json!(ms(self.mean(&format!("{P}_wave_duration_seconds"), &labels))),
-                    )
-                })
-                .collect();
+        let waves: serde_json::Map<String, Value> = ["lookups", "more_lookups", "writes"]
+            .into_iter()
+            .map(|wave| {
+                let labels = format!("{{wave=\"{wave}\"}}");
+                (
+                    wave.to_owned(),
+                    json!(ms(self.mean(&format!("{P}_wave_duration_seconds"), &labels))),
+                )
+            })
+            .collect();
         json!({
             "batches": self.delta(&format!("{P}_batches_total")),
             "records_per_batch": self.mean(&format!("{P}_batch_records"), ""),

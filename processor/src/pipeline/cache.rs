@@ -1,0 +1,194 @@
+//! The owner's cache: the rows that only the pipeline writes and that its
+//! lookups read (contact identities, conversation states, inbound totals),
+//! as this processor last wrote them, so that a micro-batch in steady state
+//! reads only the message index (duplicates can come from any earlier
+//! record, so that lookup is never skipped).
+//!
+//! Guarantees:
+//! - **An entry is what the database holds**, for as long as this process
+//!   is the only writer of its workspace. Entries are taken from the very
+//!   values a batch wrote (or read), and only once its whole write wave has
+//!   been answered ([`OwnerCache::remember`]). All of a workspace's records
+//!   are on one Kafka partition, so its owner is its only writer.
+//! - **Emptied whenever that may not hold**: by the consumer on every
+//!   rebalance (another processor may have written since), and after every
+//!   failed batch (some of its writes may have landed, some not).
+//! - **Bounded**: once it holds more than [`OwnerCache::CAPACITY`] entries it
+//!   starts again from empty; a miss only costs the lookup it would have
+//!   cost without the cache.
+//! - A contact identity's contact id never changes once stored (see
+//!   [`super::contacts`]), so identities are cached as found.
+
+use std::collections::{BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use super::conversations::{ConversationState, ConversationUpdate};
+use super::identity::Known;
+use super::inbox_rows::WorkspaceTotal;
+use super::plan::Plan;
+use crate::store::rows::Applied;
+
+/// What one workspace's rows hold after a batch, to remember.
+#[derive(Debug, Default)]
+pub(super) struct After {
+    pub known: Known,
+    pub conversations: Vec<(Uuid, ConversationState)>,
+    pub total: WorkspaceTotal,
+}
+
+impl After {
+    /// The rows of `plan`'s workspace once its writes have landed: `known`
+    /// and `found` as read, with the new identities, the conversations and
+    /// their `updates`, and the workspace's `total`.
+    pub fn of(
+        plan: &Plan,
+        (known, found): (&Known, &HashMap<Uuid, ConversationState>),
+        updates: &[ConversationUpdate],
+        total: WorkspaceTotal,
+    ) -> Self {
+        let mut known = known.clone();
+        let new = |rows: &std::collections::BTreeMap<String, _>| {
+            rows.iter()
+                .map(|(k, n): (&String, &super::identity::NewIdentity)| (k.clone(), n.contact_id))
+                .collect::<Vec<_>>()
+        };
+        known.phones.extend(new(&plan.new_phones));
+        known.users.extend(new(&plan.new_users));
+        // Step 4 wrote every conversation of the plan not yet created.
+        let mut conversations: HashMap<Uuid, ConversationState> = plan
+            .conversations
+            .keys()
+            .map(|id| {
+                let base = found.get(id).cloned().unwrap_or_default();
+                let created = ConversationState {
+                    created: true,
+                    ..base
+                };
+                (*id, created)
+            })
+            .collect();
+        for u in updates {
+            let base = conversations
+                .remove(&u.conversation_id)
+                .or_else(|| found.get(&u.conversation_id).cloned())
+                .unwrap_or_default();
+            conversations.insert(u.conversation_id, updated(base, u));
+        }
+        After {
+            known,
+            conversations: conversations.into_iter().collect(),
+            total,
+        }
+    }
+}
+
+/// `base` with `u` written over it, as the row reads back: a field `u`
+/// leaves unset keeps its stored value.
+pub(super) fn updated(base: ConversationState, u: &ConversationUpdate) -> ConversationState {
+    let (last_at, last_id) = match &u.last_message {
+        Some((at, id, ..)) => (Some(*at), Some(id.clone())),
+        None => (base.last_message_at_ms, base.last_message_id),
+    };
+    ConversationState {
+        created: base.created,
+        state_at_ms: u.state.as_ref().map(|(_, at)| *at).or(base.state_at_ms),
+        first_message_at_ms: u.first_message_at.or(base.first_message_at_ms),
+        last_message_at_ms: last_at,
+        last_message_id: last_id,
+        unread_count: u.unread_count,
+        message_count: u.message_count,
+        applied: Applied::from_column(Some(u.applied.1)),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Workspace {
+    known: Known,
+    conversations: HashMap<Uuid, ConversationState>,
+    total: Option<WorkspaceTotal>,
+}
+
+/// The cache of one consumer (see the module's guarantees).
+#[derive(Debug, Default)]
+pub struct OwnerCache {
+    workspaces: HashMap<String, Workspace>,
+    entries: usize,
+    /// The consumer's rebalance count the entries belong to.
+    rebalances: u64,
+}
+
+/// What the cache holds of one workspace's lookups.
+#[derive(Debug, Default)]
+pub(super) struct Hits {
+    pub known: Known,
+    pub conversations: HashMap<Uuid, ConversationState>,
+    pub total: Option<WorkspaceTotal>,
+}
+
+impl OwnerCache {
+    /// Entries (identities and conversations) before the cache starts again.
+    pub const CAPACITY: usize = 100_000;
+
+    /// Empties the cache unless its entries belong to `rebalances` (the
+    /// consumer's count of rebalances), and records that count.
+    pub fn follow(&mut self, rebalances: u64) {
+        if rebalances != self.rebalances {
+            self.clear();
+            self.rebalances = rebalances;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.workspaces.clear();
+        self.entries = 0;
+    }
+
+    /// Identities and conversations held.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// What the cache holds of `plan`'s identities, of the conversations
+    /// `wanted`, and of `ws`'s total.
+    pub(super) fn hits(&self, ws: &str, plan: &Plan, wanted: &BTreeSet<Uuid>) -> Hits {
+        let Some(w) = self.workspaces.get(ws) else {
+            return Hits::default();
+        };
+        let pick = |map: &HashMap<String, Uuid>, keys: &BTreeSet<String>| {
+            keys.iter()
+                .filter_map(|k| map.get(k).map(|id| (k.clone(), *id)))
+                .collect()
+        };
+        Hits {
+            known: Known {
+                phones: pick(&w.known.phones, &plan.phones),
+                users: pick(&w.known.users, &plan.user_ids),
+            },
+            conversations: wanted
+                .iter()
+                .filter_map(|id| w.conversations.get(id).map(|c| (*id, c.clone())))
+                .collect(),
+            total: w.total,
+        }
+    }
+
+    /// Remembers what `ws`'s rows hold after a batch whose writes all landed.
+    pub(super) fn remember(&mut self, ws: &str, after: After) {
+        if self.entries > Self::CAPACITY {
+            self.clear();
+        }
+        let w = self.workspaces.entry(ws.to_owned()).or_default();
+        let before = w.known.phones.len() + w.known.users.len() + w.conversations.len();
+        w.known.phones.extend(after.known.phones);
+        w.known.users.extend(after.known.users);
+        w.conversations.extend(after.conversations);
+        w.total = Some(after.total);
+        let now = w.known.phones.len() + w.known.users.len() + w.conversations.len();
+        self.entries += now - before;
+    }
+}

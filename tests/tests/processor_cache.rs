@@ -1,0 +1,166 @@
+//! The owner cache (`processor::pipeline::OwnerCache`), on the real CQL
+//! database: the same batches through the cached pipeline and through the
+//! uncached one, each into its own keyspace, end in exactly the same rows
+//! (contacts, conversations with their counters and last messages,
+//! messages, the index, the inbound totals, the recency list and the inbox
+//! list as read); and once
+//! the cache knows a batch's contacts, conversations and totals, its lookup
+//! wave reads only the message index.
+
+use std::sync::Arc;
+
+use inboxflow_tests::processor::ProcessorEnv;
+use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
+use processor::decode::DecodedRecord;
+use processor::inbox::Inbox;
+use processor::pipeline::{self, OwnerCache, WorkspaceRecords};
+use processor::store::{DbStats, Store};
+use shared::record::Source;
+
+const WORKSPACES: [&str; 2] = ["ws_cache_a", "ws_cache_b"];
+const SENDERS: [&str; 3] = ["5511977770001", "5511977770002", "5511977770003"];
+const T0: i64 = 1_700_000_000;
+
+fn record(ws: &str, offset: i64, messages: &[Inbound], statuses: &[Status]) -> DecodedRecord {
+    let body = meta_body(&format!("pn-{ws}"), messages, statuses);
+    DecodedRecord {
+        workspace_id: ws.to_owned(),
+        partition: 0,
+        offset,
+        clock: processor::clocks::unstamped(offset),
+        received_at_ms: None,
+        events: shared::webhook::normalize(Source::Meta, None, &body, &[])
+            .expect("a valid Meta body"),
+    }
+}
+
+/// Round `round`: per workspace, a message from each sender (a minute
+/// apart per round, so conversations move in the recency list), a status
+/// of the previous round's first message, and from round 2 on a redelivery
+/// of round 0's first message and a late message older than all.
+fn round_records(round: i64, first_offset: i64) -> Vec<DecodedRecord> {
+    let mut out = Vec::new();
+    for (offset, ws) in (first_offset..).zip(WORKSPACES) {
+        let mut messages: Vec<Inbound> = SENDERS
+            .iter()
+            .enumerate()
+            .map(|(i, from)| {
+                Inbound::new(
+                    format!("wamid.k{round}.{i}"),
+                    *from,
+                    T0 + round * 60 + i as i64,
+                )
+            })
+            .collect();
+        if round >= 2 {
+            messages.push(Inbound::new("wamid.k0.0", SENDERS[0], T0));
+            messages.push(Inbound::new(
+                format!("wamid.late{round}"),
+                SENDERS[1],
+                T0 - 600,
+            ));
+        }
+        let statuses: Vec<Status> = (round > 0)
+            .then(|| Status {
+                id: format!("wamid.k{}.0", round - 1),
+                status: "read",
+                timestamp: T0 + round * 60 + 30,
+                recipient: SENDERS[0].into(),
+            })
+            .into_iter()
+            .collect();
+        out.push(record(ws, offset, &messages, &statuses));
+    }
+    out
+}
+
+fn by_workspace(records: &[DecodedRecord]) -> Vec<WorkspaceRecords<'_>> {
+    records
+        .iter()
+        .map(|r| (r.workspace_id.as_str(), vec![r]))
+        .collect()
+}
+
+/// The pipeline's rows, the inbound totals, the recency list, and each
+/// workspace's inbox list as the inbox reads it.
+async fn rows(env: &ProcessorEnv) -> anyhow::Result<Vec<String>> {
+    let mut rows = env.snapshot().await?;
+    let ks = &env.cfg.cql.keyspace;
+    for (table, columns) in [
+        ("workspace_inbox", "workspace_id, inbound_total"),
+        ("conversation_activity", "*"),
+    ] {
+        let cql = format!("SELECT JSON {columns} FROM {ks}.{table}");
+        let found = env.session.query_unpaged(cql, &[]).await?;
+        for row in found.into_rows_result()?.rows::<(String,)>()? {
+            rows.push(format!("~{table} {}", row?.0));
+        }
+    }
+    let inbox = Inbox::new(Arc::clone(&env.session), ks).await?;
+    for ws in WORKSPACES {
+        let page = inbox.list(ws, None, 100, (T0 + 86_400) * 1000).await?;
+        for (i, c) in page.items.iter().enumerate() {
+            rows.push(format!("~list {ws} {i}: {c:?}"));
+        }
+    }
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_pipeline_writes_the_same_rows_and_reads_only_the_index_in_steady_state()
+-> anyhow::Result<()> {
+    let (cached_env, plain_env) = (ProcessorEnv::new(1).await?, ProcessorEnv::new(1).await?);
+    let cached = Store::with_session(cached_env.session.clone(), &cached_env.cfg.cql).await?;
+    let plain = Store::with_session(plain_env.session.clone(), &plain_env.cfg.cql).await?;
+    let mut cache = OwnerCache::default();
+    let mut lookups = Vec::new();
+    for round in 0..4 {
+        let records = round_records(round, round * WORKSPACES.len() as i64);
+        let batch = by_workspace(&records);
+        let (cached_stats, plain_stats) = (DbStats::default(), DbStats::default());
+        let with_cache =
+            pipeline::run_batch_cached(&cached, &batch, &cached_stats, &mut cache).await?;
+        let without = pipeline::run_batch(&plain, &batch, &plain_stats).await?;
+        let counts = |o: &pipeline::BatchOutcome| -> Vec<(u64, u64, u64)> {
+            let each = o.workspaces.iter();
+            each.map(|w| {
+                (
+                    w.messages_inserted,
+                    w.duplicates_skipped,
+                    w.statuses_applied,
+                )
+            })
+            .collect()
+        };
+        assert_eq!(counts(&with_cache), counts(&without), "round {round}");
+        lookups.push((cached_stats.requests(), plain_stats.requests()));
+    }
+    assert!(!cache.is_empty(), "the cache remembered the batches");
+    let (with_cache, without) = (rows(&cached_env).await?, rows(&plain_env).await?);
+    assert!(
+        with_cache.iter().any(|r| r.contains("\"unread_count\": 6")),
+        "sanity: counters moved over the rounds: {with_cache:#?}"
+    );
+    let listed = with_cache.iter().filter(|r| r.starts_with("~list")).count();
+    assert_eq!(
+        listed, 6,
+        "sanity: three conversations listed per workspace"
+    );
+    let missing: Vec<_> = without.iter().filter(|r| !with_cache.contains(r)).collect();
+    let extra: Vec<_> = with_cache.iter().filter(|r| !without.contains(r)).collect();
+    assert!(
+        with_cache == without,
+        "rows differ:\n uncached only: {missing:#?}\n cached only: {extra:#?}"
+    );
+    // Steady state (round 1 on): 1 index lookup + the writes, against 5
+    // lookups (contacts, contact users have none: 4) + the same writes.
+    for (round, (c, p)) in lookups.iter().enumerate().skip(1) {
+        assert!(
+            p - c >= 3,
+            "round {round}: the cached run skips the contact, conversation and total \
+             lookups ({c} requests against {p})"
+        );
+    }
+    cached_env.cleanup().await?;
+    plain_env.cleanup().await
+}
