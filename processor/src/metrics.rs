@@ -31,6 +31,7 @@ pub struct Metrics {
     pub db_requests_per_batch: Histogram,
     pub db_round_trips_per_batch: Histogram,
     pub db_failures: IntCounter,
+    pub lookup_keys: IntCounterVec,
     pub end_to_end_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
@@ -134,6 +135,15 @@ impl Metrics {
             LATENCY_BUCKETS,
             "wave",
         )?;
+        let lookup_keys = counter_vec(
+            "lookup_keys_total",
+            "Contact identities, conversations and inbox totals micro-batches looked up, by where they were read (cache: the owner cache; database). Message ids always come from the database and are not counted.",
+            "source",
+        )?;
+        // Both series exist from the start, so a hit ratio is defined at once.
+        for source in ["cache", "database"] {
+            lookup_keys.with_label_values(&[source]);
+        }
         let consumer_lag = r.gauge_vec(
             "consumer_lag",
             "Records between the committed offset and the high watermark (librdkafka statistics).",
@@ -210,6 +220,7 @@ impl Metrics {
                 "db_failures_total",
                 "Micro-batch attempts that failed on the database (its writes, or reading the write clocks) and were retried.",
             )?,
+            lookup_keys,
             end_to_end_latency: histogram(
                 "end_to_end_latency_seconds",
                 "From the ingress receiving a webhook to its offset being stored for commit.",

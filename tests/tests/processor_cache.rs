@@ -133,6 +133,18 @@ async fn the_cached_pipeline_writes_the_same_rows_and_reads_only_the_index_in_st
             .collect()
         };
         assert_eq!(counts(&with_cache), counts(&without), "round {round}");
+        assert_eq!(
+            without.lookup_keys.cache, 0,
+            "round {round}: no cache, no hits"
+        );
+        if round > 0 {
+            let keys = with_cache.lookup_keys;
+            assert!(
+                keys.database == 0 && keys.cache == without.lookup_keys.database,
+                "round {round}: every key from the cache: {keys:?} against {:?}",
+                without.lookup_keys
+            );
+        }
         lookups.push((cached_stats.requests(), plain_stats.requests()));
     }
     assert!(!cache.is_empty(), "the cache remembered the batches");

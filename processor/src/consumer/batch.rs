@@ -336,6 +336,13 @@ impl BatchProcessor {
         m.db_requests_per_batch.observe(report.db_requests as f64);
         m.db_round_trips_per_batch
             .observe(report.db_round_trips as f64);
+        let keys = outcome.lookup_keys;
+        m.lookup_keys
+            .with_label_values(&["cache"])
+            .inc_by(keys.cache);
+        m.lookup_keys
+            .with_label_values(&["database"])
+            .inc_by(keys.database);
         for (wave, d) in &outcome.wave_durations {
             m.wave_duration
                 .with_label_values(&[wave.as_str()])
@@ -363,6 +370,8 @@ impl BatchProcessor {
             dead_lettered = report.dead_lettered,
             statements = report.db_requests,
             round_trips = report.db_round_trips,
+            keys_cached = outcome.lookup_keys.cache,
+            keys_read = outcome.lookup_keys.database,
             "micro-batch stored"
         );
     }

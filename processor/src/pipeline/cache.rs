@@ -126,6 +126,13 @@ pub(super) struct Hits {
     pub total: Option<WorkspaceTotal>,
 }
 
+impl Hits {
+    /// Keys found (identities, conversations, the total).
+    pub fn len(&self) -> usize {
+        self.known.len() + self.conversations.len() + usize::from(self.total.is_some())
+    }
+}
+
 impl OwnerCache {
     /// Entries (identities and conversations) before the cache starts again.
     pub const CAPACITY: usize = 100_000;

@@ -27,6 +27,17 @@ pub struct Known {
     pub users: HashMap<String, Uuid>,
 }
 
+impl Known {
+    /// Identities held.
+    pub fn len(&self) -> usize {
+        self.phones.len() + self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A new identity row: a `contacts` row for a phone, a `contact_users` row
 /// for a user id. `linked` is the other identity seen with it, if any.
 #[derive(Debug, Clone, PartialEq)]

@@ -98,6 +98,17 @@ pub struct BatchOutcome {
     pub wave_durations: Vec<(Wave, Duration)>,
     /// Sequential waves that sent at least one request.
     pub round_trips: u64,
+    /// Where the lookups found their keys.
+    pub lookup_keys: LookupKeys,
+}
+
+/// The contact identities, conversations and inbox totals a batch looked
+/// up, by where it read them (message ids always come from the database
+/// and are not counted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LookupKeys {
+    pub cache: u64,
+    pub database: u64,
 }
 
 /// One workspace's records, in offset order.
@@ -158,7 +169,8 @@ async fn run_waves(
     let stats = timer.stats;
     let ids: Vec<&str> = batch.iter().map(|(id, _)| *id).collect();
     let mut plans = plan_batch(batch);
-    let mut found = look_up(store, (&ids, &plans), cache.as_deref(), stats).await?;
+    let (mut found, mut lookup_keys) =
+        look_up(store, (&ids, &plans), cache.as_deref(), stats).await?;
     timer.finish(Wave::Lookups)?;
     let mut outs: Vec<Outcome> = Vec::with_capacity(plans.len());
     for ((ws, plan), f) in ids.iter().zip(plans.iter_mut()).zip(&found) {
@@ -168,7 +180,7 @@ async fn run_waves(
             ..Outcome::default()
         });
     }
-    look_up_the_rest(store, &ids, &plans, &mut found, stats).await?;
+    lookup_keys.database += look_up_the_rest(store, &ids, &plans, &mut found, stats).await?;
     timer.finish(Wave::MoreLookups)?;
 
     let s = store.statements();
@@ -196,6 +208,7 @@ async fn run_waves(
         workspaces: outs,
         wave_durations: timer.durations,
         round_trips: timer.round_trips,
+        lookup_keys,
     })
 }
 
@@ -226,7 +239,7 @@ async fn look_up(
     (ids, plans): (&[&str], &[Plan]),
     cache: Option<&OwnerCache>,
     stats: &DbStats,
-) -> Result<Vec<Found>, StoreError> {
+) -> Result<(Vec<Found>, LookupKeys), StoreError> {
     let read: Vec<BTreeSet<Uuid>> = ids
         .iter()
         .zip(plans)
@@ -259,6 +272,15 @@ async fn look_up(
         .filter(|(_, h)| h.total.is_none())
         .map(|(ws, _)| *ws)
         .collect();
+    let identities: usize = batch
+        .iter()
+        .map(|(_, p, cached)| p.phones.len() + p.user_ids.len() - cached.len())
+        .sum();
+    let conversations: usize = wanted.iter().map(|(_, keys)| keys.len()).sum();
+    let keys = LookupKeys {
+        cache: hits.iter().map(cache::Hits::len).sum::<usize>() as u64,
+        database: (identities + conversations + no_total.len()) as u64,
+    };
     let indexed: Vec<(&str, &Plan)> = ids.iter().copied().zip(plans).collect();
     let (known, conversations, index, totals) = futures::try_join!(
         contacts::find_existing(store, &batch, stats),
@@ -268,7 +290,7 @@ async fn look_up(
     )?;
     let mut totals = no_total.into_iter().zip(totals).collect::<HashMap<_, _>>();
     let found = known.into_iter().zip(conversations).zip(read).zip(hits);
-    Ok(found
+    let found = found
         .zip(index)
         .zip(ids)
         .map(
@@ -283,19 +305,20 @@ async fn look_up(
                 }
             },
         )
-        .collect())
+        .collect();
+    Ok((found, keys))
 }
 
 /// The second wave, sent only when needed: the conversations of contacts
 /// step 1 found stored under another identity's id (not read in the
-/// first), in one cross-workspace lookup.
+/// first), in one cross-workspace lookup. Returns how many it looked up.
 async fn look_up_the_rest(
     store: &Store,
     ids: &[&str],
     plans: &[Plan],
     found: &mut [Found],
     stats: &DbStats,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let wanted: Vec<(&str, Vec<Uuid>)> = ids
         .iter()
         .zip(plans)
@@ -305,14 +328,15 @@ async fn look_up_the_rest(
             (*ws, unread.copied().collect())
         })
         .collect();
-    if wanted.iter().all(|(_, keys)| keys.is_empty()) {
-        return Ok(());
+    let asked: usize = wanted.iter().map(|(_, keys)| keys.len()).sum();
+    if asked == 0 {
+        return Ok(0);
     }
     let more = conversations::find_existing(store, &wanted, stats).await?;
     for (f, more) in found.iter_mut().zip(more) {
         f.conversations.extend(more);
     }
-    Ok(())
+    Ok(asked as u64)
 }
 
 /// Plans one workspace's writes (pure): steps 2, 4, 6 and 8 into `writes`,
