@@ -14,7 +14,7 @@ import statistics
 import sys
 
 CONNS = (64, 256)
-WAVES = ("lookups", "more_lookups", "writes", "updates")
+WAVES = ("lookups", "more_lookups", "writes")
 
 
 def target_rate(r):
@@ -305,9 +305,11 @@ if r2k["ingress"] and r2k["bare"]:
 # ---- processor ----
 if cmp:
     w("## Processor: the batched pipeline against naive and the raw-write ceiling\n")
-    w("`processor::pipeline::run_workspace` on the real database; one workspace; about five "
+    w("`processor::pipeline::run_batch_cached` on the real database, as `processor run` runs it; "
+      "one workspace; about five "
       "messages per sender; Meta records of up to ten ~100-character text messages; steady "
-      "state (contacts and conversations exist, message ids new); each approach in its own "
+      "state (contacts and conversations exist and the owner cache holds them, message ids "
+      "new); each approach in its own "
       "workspace with the same records; median round; the approaches run in rotating order "
       "within each round. *Naive* = the reference design's per-message sequence on the same "
       "prepared statements; *raw* = only the message and index inserts of step 6, batched and "
@@ -347,7 +349,9 @@ if cmp:
     w("")
 if rt_rows:
     w("## Statements and sequential round trips per micro-batch\n")
-    w("`processor::store::DbStats` of one `run_workspace` call (about five messages per sender). "
+    w("`processor::store::DbStats` of one `run_batch_cached` call for one workspace (about five "
+      "messages per sender); *steady* runs with the owner cache as the batch before left it, "
+      "*after a rebalance* with it emptied. "
       "The naive design sends one statement at a time, so its statements are its round trips.\n")
     w("| messages | senders | state | statements | round trips | batch time | naive statements |")
     w("|---:|---:|---|---:|---:|---:|---:|")
@@ -362,7 +366,11 @@ if rt_rows:
         w(f"\nThe reference example, 10 messages from 3 senders (reference design: ~70 → ~8 "
           f"queries): **{f_['statements']} statements in {f_['round_trips']} sequential round "
           f"trips** the first time (3 contacts and 3 conversations created), **{s_['statements']} "
-          f"in {s_['round_trips']}** in steady state; the naive sequence on this schema needs "
+          f"in {s_['round_trips']}** in steady state" +
+          (f" ({ref['after a rebalance']['statements']} in "
+           f"{ref['after a rebalance']['round_trips']} right after a rebalance)"
+           if "after a rebalance" in ref else "") +
+          f"; the naive sequence on this schema needs "
           f"{f_['naive_statements']} and {s_['naive_statements']}.\n")
 if proc.get("lookup"):
     w("`IN` lookups against concurrent single-partition lookups (contacts, 15 rounds, median):\n")
@@ -376,23 +384,29 @@ if proc.get("lookup"):
 if ten:
     w("## Multi-tenant micro-batches\n")
     w("`processor-bench tenants`: batches of one-message records drawn from 1 workspace and from "
-      "10%, 20% and 100% distinct workspaces, steady state, median round. `cross` is the "
-      "processor's pipeline (every wave and every lookup across the batch's workspaces); "
-      "`per ws` runs it per workspace, 16 at a time (the earlier shape); `naive` one message at a "
-      "time; `raw` only the message and index writes of every workspace, in one wave.\n")
-    w("| batch | workspaces | cross | per ws | naive | raw ceiling | cross / per ws | cross / raw | "
-      "cross / 1 workspace | round trips |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "10%, 20% and 100% distinct workspaces, every record from its own sender (so every shape "
+      "writes as many conversations as messages, and only the number of workspaces changes), "
+      "steady state, median round, msgs/s. `cross` is the processor's pipeline as `processor run` "
+      "runs it (every wave and every lookup across the batch's workspaces, owner cache warm); "
+      "`uncached` the same with the cache empty, as right after a rebalance; `per ws` runs it "
+      "per workspace, 16 at a time (the shape before issue 13); `naive` one message at a time; "
+      "`raw` only the message and index writes of every workspace, in one wave.\n")
+    w("| batch | workspaces | cross | uncached | per ws | naive | raw ceiling | cross / per ws | "
+      "cross / raw | uncached / raw | cross / 1 workspace | round trips |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in ten:
         vs1 = r["cross"]["msgs_per_s"] / single[r["batch"]] if single.get(r["batch"]) else None
+        unc = r.get("uncached_vs_raw")
         w(f"| {fmt(r['batch'])} | {fmt(r['workspaces'])} | " +
-          " | ".join(fmt(r[k]["msgs_per_s"]) for k in ("cross", "per_ws", "naive", "raw")) +
+          " | ".join(fmt(r.get(k, {}).get("msgs_per_s"))
+                     for k in ("cross", "uncached", "per_ws", "naive", "raw")) +
           f" | {r['cross_vs_per_ws']:.2f}× | {r['cross_vs_raw'] * 100:.0f}% | "
+          f"{'n/a' if unc is None else f'{unc * 100:.0f}%'} | "
           f"{'n/a' if vs1 is None else f'{vs1:.2f}×'} | {r['cross_round_trips']} |")
     if all("cross_wave_ms" in r for r in ten):
         w("\nWhere the cross-workspace pipeline's time goes (median ms per wave, and its requests):\n")
-        w("| batch | workspaces | requests | lookups | more lookups | writes | updates |")
-        w("|---:|---:|---:|---:|---:|---:|---:|")
+        w("| batch | workspaces | requests | lookups | more lookups | writes |")
+        w("|---:|---:|---:|---:|---:|---:|")
         for r in ten:
             wm = r["cross_wave_ms"]
             w(f"| {fmt(r['batch'])} | {fmt(r['workspaces'])} | {fmt(r['cross_requests'])} | " +

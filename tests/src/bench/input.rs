@@ -75,17 +75,32 @@ pub fn batch(
     bodies
         .iter()
         .zip(first_offset..)
-        .map(|(body, offset)| {
-            Ok(DecodedRecord {
-                workspace_id: workspace_id.to_owned(),
-                partition: 0,
-                offset,
-                clock: processor::clocks::unstamped(offset),
-                received_at_ms: None,
-                events: shared::webhook::normalize(Source::Meta, None, body, &[])?,
-            })
-        })
+        .map(|(body, offset)| decoded(workspace_id, body, offset))
         .collect()
+}
+
+/// One record of one message from sender `sender` (message 0 of batch
+/// `batch_id`), at `offset`.
+pub fn one_message(
+    workspace_id: &str,
+    batch_id: &str,
+    sender: usize,
+    offset: i64,
+) -> anyhow::Result<DecodedRecord> {
+    let mut m = Inbound::new(message_id(batch_id, 0), sender_phone(sender), TIMESTAMP);
+    m.text = TEXT.to_owned();
+    decoded(workspace_id, &meta_body(PHONE_NUMBER_ID, &[m], &[]), offset)
+}
+
+fn decoded(workspace_id: &str, body: &[u8], offset: i64) -> anyhow::Result<DecodedRecord> {
+    Ok(DecodedRecord {
+        workspace_id: workspace_id.to_owned(),
+        partition: 0,
+        offset,
+        clock: processor::clocks::unstamped(offset),
+        received_at_ms: None,
+        events: shared::webhook::normalize(Source::Meta, None, body, &[])?,
+    })
 }
 
 /// The records as the pipeline takes them.

@@ -4,9 +4,12 @@
 //! in three states of one workspace:
 //!
 //! - first time: every contact and conversation is new;
-//! - steady: the same senders again, new message ids;
+//! - steady: the same senders again, new message ids (the owner cache
+//!   holds the contacts, conversations and total, as in a running processor);
 //! - steady + statuses: as steady, plus `delivered` statuses for a tenth of
-//!   the previous batch's messages (step 8 has work).
+//!   the previous batch's messages (step 8 has work);
+//! - after a rebalance: as steady, with the owner cache emptied (every
+//!   lookup goes to the database).
 //!
 //! The naive per-message design runs the first two states on the same input
 //! (up to 1000 messages; 10000 would take minutes), where every statement is
@@ -14,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use processor::pipeline;
+use processor::pipeline::{self, OwnerCache};
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -29,7 +32,7 @@ async fn pipeline_batch(
     batch_id: &str,
     size: usize,
     offset: i64,
-    statuses_for: &[String],
+    (statuses_for, cache): (&[String], &mut OwnerCache),
 ) -> anyhow::Result<(u64, u64, Duration)> {
     let records = input::batch(
         ws,
@@ -41,8 +44,10 @@ async fn pipeline_batch(
     )?;
     let stats = DbStats::default();
     let started = Instant::now();
-    let out = pipeline::run_workspace(store, ws, &input::refs(&records), &stats).await?;
+    let batch = [(ws, input::refs(&records))];
+    let out = pipeline::run_batch_cached(store, &batch, &stats, cache).await?;
     let elapsed = started.elapsed();
+    let out = &out.workspaces[0];
     anyhow::ensure!(
         out.messages_inserted == size as u64,
         "{ws}: stored {}",
@@ -81,16 +86,21 @@ pub async fn run(store: &Store) -> anyhow::Result<Value> {
             .step_by(10)
             .map(|n| input::message_id("steady", n))
             .collect();
-        let states: [(&str, &str, &[String]); 3] = [
+        let states: [(&str, &str, &[String]); 4] = [
             ("first time", "first", &[]),
             ("steady", "steady", &[]),
             ("steady + statuses", "statuses", &previous),
+            ("after a rebalance", "rebalanced", &[]),
         ];
+        let mut cache = OwnerCache::default();
         for (i, (state, batch_id, statuses)) in states.into_iter().enumerate() {
             let offset = i as i64 * step;
+            if batch_id == "rebalanced" {
+                cache.clear();
+            }
             let (requests, round_trips, elapsed) =
-                pipeline_batch(store, &ws, batch_id, size, offset, statuses).await?;
-            let naive = if size <= NAIVE_UP_TO && statuses.is_empty() {
+                pipeline_batch(store, &ws, batch_id, size, offset, (statuses, &mut cache)).await?;
+            let naive = if size <= NAIVE_UP_TO && statuses.is_empty() && i < 2 {
                 Some(naive_batch(store, &naive_ws, batch_id, size, offset).await?)
             } else {
                 None

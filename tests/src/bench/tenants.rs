@@ -2,12 +2,18 @@
 //! records drawn from 1 workspace, from 10% and 20% distinct workspaces
 //! and from 100% distinct workspaces (the common shape of a SaaS inbox:
 //! many tenants, a few messages each per batch window; a drained topic of
-//! 1000 workspaces gives about 170 workspaces per batch of 1000).
+//! 1000 workspaces gives about 170 workspaces per batch of 1000). Every
+//! record comes from its own sender, so every shape writes `batch`
+//! conversations and messages: the number of workspaces is the only thing
+//! that changes between shapes.
 //!
 //! Side by side in one run, steady state (contacts and conversations known):
-//! - `cross`: the processor's pipeline, at most four sequential waves across
-//!   every workspace of the batch, each lookup one `IN` over the keys of
-//!   every workspace ([`pipeline::run_batch`]);
+//! - `cross`: the processor's pipeline as `processor run` runs it, with its
+//!   owner cache warm: at most three sequential waves across every
+//!   workspace of the batch, each lookup one `IN` over the keys of every
+//!   workspace ([`pipeline::run_batch_cached`]);
+//! - `uncached`: the same without the cache ([`pipeline::run_batch`]), as
+//!   right after a rebalance;
 //! - `per_ws`: the earlier design, the pipeline run per workspace, 16
 //!   workspaces at a time ([`pipeline::run_workspace`] each);
 //! - `naive`: every message on its own, workspace after workspace;
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use processor::decode::DecodedRecord;
-use processor::pipeline::{self, WorkspaceRecords};
+use processor::pipeline::{self, OwnerCache, WorkspaceRecords};
 use processor::store::{DbStats, Store};
 use serde_json::{Value, json};
 
@@ -37,12 +43,13 @@ const SHAPES: [(&str, f64); 4] = [
     ("20% distinct", 0.2),
     ("100% distinct", 1.0),
 ];
-const APPROACHES: [&str; 4] = ["cross", "per_ws", "naive", "raw"];
+const APPROACHES: [&str; 5] = ["cross", "uncached", "per_ws", "naive", "raw"];
 /// The earlier design's bound on workspaces run at once.
 const PER_WS_CONCURRENCY: usize = 16;
 
 /// `size` one-message records for `approach`, spread over the shape's
-/// workspaces (record `i` in workspace `i % tenants`).
+/// workspaces (record `i` in workspace `i % tenants`, from that
+/// workspace's sender `i / tenants`).
 fn records(
     approach: &str,
     size: usize,
@@ -53,8 +60,7 @@ fn records(
     (0..size)
         .map(|i| {
             let ws = format!("ws_t_{approach}_{size}_{tenants}_{}", i % tenants);
-            let mut r = input::batch(&ws, &format!("{round}.{i}"), 1, 1, offset + i as i64, &[])?;
-            r.pop().ok_or_else(|| anyhow::anyhow!("no record"))
+            input::one_message(&ws, &format!("{round}.{i}"), i / tenants, offset + i as i64)
         })
         .collect()
 }
@@ -78,14 +84,23 @@ struct Once {
     waves: Vec<(&'static str, Duration)>,
 }
 
-async fn once(store: &Store, approach: &str, records: &[DecodedRecord]) -> anyhow::Result<Once> {
+async fn once(
+    store: &Store,
+    approach: &str,
+    records: &[DecodedRecord],
+    cache: &mut OwnerCache,
+) -> anyhow::Result<Once> {
     let groups = by_workspace(records);
     let stats = DbStats::default();
     let started = Instant::now();
     let mut waves = Vec::new();
     let stored: u64 = match approach {
-        "cross" => {
-            let out = pipeline::run_batch(store, &groups, &stats).await?;
+        "cross" | "uncached" => {
+            let out = if approach == "cross" {
+                pipeline::run_batch_cached(store, &groups, &stats, cache).await?
+            } else {
+                pipeline::run_batch(store, &groups, &stats).await?
+            };
             waves = out
                 .wave_durations
                 .iter()
@@ -127,9 +142,9 @@ pub async fn run(store: &Store) -> anyhow::Result<Value> {
         "\n## Multi-tenant micro-batches (one message per record, steady state, median round)\n"
     );
     println!(
-        "| batch | shape | workspaces | cross-workspace pipeline | per workspace, 16 at a time | naive | raw ceiling | cross / per-ws | cross / raw | round trips |"
+        "| batch | shape | workspaces | cross-workspace pipeline (cached) | uncached | per workspace, 16 at a time | naive | raw ceiling | cross / per-ws | cross / raw | round trips |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (size, rounds) in SIZES {
         let mut seen = Vec::new();
@@ -192,18 +207,25 @@ async fn shape_row(
     tenants: usize,
 ) -> anyhow::Result<Value> {
     let mut offset = 0i64;
+    let mut cache = OwnerCache::default();
     for a in APPROACHES {
-        once(store, a, &records(a, size, tenants, "seed", offset)?).await?;
+        once(
+            store,
+            a,
+            &records(a, size, tenants, "seed", offset)?,
+            &mut cache,
+        )
+        .await?;
     }
     offset += size as i64;
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut times: [Vec<Duration>; APPROACHES.len()] = Default::default();
     let (mut trips, mut requests) = (Vec::new(), Vec::new());
     let mut waves: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..rounds {
         for k in 0..APPROACHES.len() {
             let i = (round + k) % APPROACHES.len();
             let batch = records(APPROACHES[i], size, tenants, &format!("r{round}"), offset)?;
-            let one = once(store, APPROACHES[i], &batch).await?;
+            let one = once(store, APPROACHES[i], &batch, &mut cache).await?;
             anyhow::ensure!(
                 one.stored == size as u64,
                 "{}: stored {} of {size}",
@@ -229,25 +251,26 @@ async fn shape_row(
     let medians = times.map(median);
     let rate = |d: Duration| size as f64 / d.as_secs_f64();
     let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
-    let (vs_per_ws, vs_raw) = (
-        rate(medians[0]) / rate(medians[1]),
-        rate(medians[0]) / rate(medians[3]),
-    );
+    let vs = |i: usize| rate(medians[0]) / rate(medians[i]);
+    let (vs_per_ws, vs_raw) = (vs(2), vs(4));
     trips.sort_unstable();
     let trips = trips[trips.len() / 2];
     println!(
-        "| {size} | {shape} | {tenants} | {} | {} | {} | {} | {vs_per_ws:.2}× | {:.0}% | {trips} |",
+        "| {size} | {shape} | {tenants} | {} | {} | {} | {} | {} | {vs_per_ws:.2}× | {:.0}% | {trips} |",
         cell(medians[0]),
         cell(medians[1]),
         cell(medians[2]),
         cell(medians[3]),
+        cell(medians[4]),
         vs_raw * 100.0
     );
     let approach = |i: usize| json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i])});
     Ok(
         json!({"batch": size, "shape": shape, "workspaces": tenants, "rounds": rounds,
-        "cross": approach(0), "per_ws": approach(1), "naive": approach(2), "raw": approach(3),
-        "cross_vs_per_ws": vs_per_ws, "cross_vs_raw": vs_raw, "cross_round_trips": trips,
+        "cross": approach(0), "uncached": approach(1), "per_ws": approach(2),
+        "naive": approach(3), "raw": approach(4),
+        "cross_vs_per_ws": vs_per_ws, "cross_vs_raw": vs_raw,
+        "uncached_vs_raw": rate(medians[1]) / rate(medians[4]), "cross_round_trips": trips,
         "cross_requests": requests[requests.len() / 2], "cross_wave_ms": wave_ms}),
     )
 }

@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
                 store: &store,
                 cql: &cfg.cql,
                 db_pid: args.db_pid.map(|p| p.to_string()),
+                cache: Default::default(),
             };
             out["compare"] = bench.run().await?;
         }
