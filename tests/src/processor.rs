@@ -210,11 +210,19 @@ impl ProcessorEnv {
             .and_then(|(s,)| s))
     }
 
-    /// Every row of every table, as sorted text: equal snapshots mean equal databases.
+    /// Every row of the pipeline's tables (contacts, conversations, messages,
+    /// the index and the inbound totals; not the recency list, which may
+    /// keep a leftover entry its readers skip), as sorted text.
     pub async fn snapshot(&self) -> anyhow::Result<Vec<String>> {
         let ks = self.ks();
         let mut out = Vec::new();
-        for table in ["contacts", "conversations", "messages", "message_index"] {
+        for table in [
+            "contacts",
+            "conversations",
+            "messages",
+            "message_index",
+            "workspace_inbox",
+        ] {
             let result = self
                 .session
                 .query_unpaged(format!("SELECT JSON * FROM {ks}.{table}"), &[])

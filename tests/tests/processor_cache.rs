@@ -15,6 +15,7 @@ use processor::decode::DecodedRecord;
 use processor::inbox::Inbox;
 use processor::pipeline::{self, OwnerCache, WorkspaceRecords};
 use processor::store::{DbStats, Store};
+use serde_json::json;
 use shared::record::Source;
 
 const WORKSPACES: [&str; 2] = ["ws_cache_a", "ws_cache_b"];
@@ -22,25 +23,50 @@ const SENDERS: [&str; 3] = ["5511977770001", "5511977770002", "5511977770003"];
 const T0: i64 = 1_700_000_000;
 
 fn record(ws: &str, offset: i64, messages: &[Inbound], statuses: &[Status]) -> DecodedRecord {
-    let body = meta_body(&format!("pn-{ws}"), messages, statuses);
+    decoded(
+        ws,
+        offset,
+        &meta_body(&format!("pn-{ws}"), messages, statuses),
+    )
+}
+
+fn decoded(ws: &str, offset: i64, body: &[u8]) -> DecodedRecord {
     DecodedRecord {
         workspace_id: ws.to_owned(),
         partition: 0,
         offset,
         clock: processor::clocks::unstamped(offset),
         received_at_ms: None,
-        events: shared::webhook::normalize(Source::Meta, None, &body, &[])
+        events: shared::webhook::normalize(Source::Meta, None, body, &[])
             .expect("a valid Meta body"),
     }
 }
 
+/// A message from a customer known by phone and business-scoped user id in
+/// round 0 and by the user id alone after (its phone hidden): its contact
+/// and conversation are stored under the phone's ids, so from round 1 on
+/// the uncached pipeline needs the `more_lookups` wave to find them.
+fn hidden_phone_record(ws: &str, offset: i64, round: i64) -> DecodedRecord {
+    let phone = if round == 0 { "15551230009" } else { "" };
+    let message = json!({"from": phone, "from_user_id": "US.zoe", "id": format!("wamid.u{round}"),
+        "timestamp": (T0 + round * 60 + 5).to_string(), "type": "text", "text": {"body": "hi"}});
+    let value = json!({"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": format!("pn-{ws}")},
+        "contacts": [{"profile": {"name": "Zoe"}, "wa_id": phone, "user_id": "US.zoe"}],
+        "messages": [message]});
+    let body = json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "waba-1", "changes": [{"field": "messages", "value": value}]}]});
+    decoded(ws, offset, body.to_string().as_bytes())
+}
+
 /// Round `round`: per workspace, a message from each sender (a minute
 /// apart per round, so conversations move in the recency list), a status
-/// of the previous round's first message, and from round 2 on a redelivery
-/// of round 0's first message and a late message older than all.
+/// of the previous round's first message, from round 2 on a redelivery of
+/// round 0's first message and a late message older than all; and a
+/// [`hidden_phone_record`].
 fn round_records(round: i64, first_offset: i64) -> Vec<DecodedRecord> {
     let mut out = Vec::new();
-    for (offset, ws) in (first_offset..).zip(WORKSPACES) {
+    for (offset, ws) in (first_offset..).step_by(2).zip(WORKSPACES) {
         let mut messages: Vec<Inbound> = SENDERS
             .iter()
             .enumerate()
@@ -70,15 +96,17 @@ fn round_records(round: i64, first_offset: i64) -> Vec<DecodedRecord> {
             .into_iter()
             .collect();
         out.push(record(ws, offset, &messages, &statuses));
+        out.push(hidden_phone_record(ws, offset + 1, round));
     }
     out
 }
 
 fn by_workspace(records: &[DecodedRecord]) -> Vec<WorkspaceRecords<'_>> {
-    records
-        .iter()
-        .map(|r| (r.workspace_id.as_str(), vec![r]))
-        .collect()
+    let mut groups: std::collections::BTreeMap<&str, Vec<&DecodedRecord>> = Default::default();
+    for r in records {
+        groups.entry(r.workspace_id.as_str()).or_default().push(r);
+    }
+    groups.into_iter().collect()
 }
 
 /// The pipeline's rows, the inbound totals, the recency list, and each
@@ -115,7 +143,7 @@ async fn the_cached_pipeline_writes_the_same_rows_and_reads_only_the_index_in_st
     let mut cache = OwnerCache::default();
     let mut lookups = Vec::new();
     for round in 0..4 {
-        let records = round_records(round, round * WORKSPACES.len() as i64);
+        let records = round_records(round, round * 2 * WORKSPACES.len() as i64);
         let batch = by_workspace(&records);
         let (cached_stats, plain_stats) = (DbStats::default(), DbStats::default());
         let with_cache =
@@ -155,8 +183,8 @@ async fn the_cached_pipeline_writes_the_same_rows_and_reads_only_the_index_in_st
     );
     let listed = with_cache.iter().filter(|r| r.starts_with("~list")).count();
     assert_eq!(
-        listed, 6,
-        "sanity: three conversations listed per workspace"
+        listed, 8,
+        "sanity: four conversations listed per workspace"
     );
     let missing: Vec<_> = without.iter().filter(|r| !with_cache.contains(r)).collect();
     let extra: Vec<_> = with_cache.iter().filter(|r| !without.contains(r)).collect();

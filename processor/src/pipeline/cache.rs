@@ -10,16 +10,19 @@
 //!   values a batch wrote (or read), and only once its whole write wave has
 //!   been answered ([`OwnerCache::remember`]). All of a workspace's records
 //!   are on one Kafka partition, so its owner is its only writer.
-//! - **Emptied whenever that may not hold**: by the consumer on every
-//!   rebalance (another processor may have written since), and after every
-//!   failed batch (some of its writes may have landed, some not).
+//! - **Emptied whenever that may not hold**: by the consumer before the
+//!   first batch after a rebalance (another processor may have written
+//!   since), and after every failed batch (some of its writes may have
+//!   landed, some not). A processor evicted without knowing it yet may use
+//!   its cache until its next poll; its writes carry older write clocks and
+//!   lose to its successor's ([`crate::clocks`]), as they would had it read.
 //! - **Bounded**: once it holds more than [`OwnerCache::CAPACITY`] entries it
 //!   starts again from empty; a miss only costs the lookup it would have
 //!   cost without the cache.
 //! - A contact identity's contact id never changes once stored (see
 //!   [`super::contacts`]), so identities are cached as found.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -34,16 +37,19 @@ use crate::store::rows::Applied;
 pub(super) struct After {
     pub known: Known,
     pub conversations: Vec<(Uuid, ConversationState)>,
+    /// Conversations read and found absent, and not created by the batch.
+    pub absent: Vec<Uuid>,
     pub total: WorkspaceTotal,
 }
 
 impl After {
     /// The rows of `plan`'s workspace once its writes have landed: `known`
-    /// and `found` as read, with the new identities, the conversations and
-    /// their `updates`, and the workspace's `total`.
+    /// and `found` as read (`read`: the conversation keys looked up, found
+    /// or not), with the new identities, the conversations and their
+    /// `updates`, and the workspace's `total`.
     pub fn of(
         plan: &Plan,
-        (known, found): (&Known, &HashMap<Uuid, ConversationState>),
+        (known, found, read): (&Known, &HashMap<Uuid, ConversationState>, &BTreeSet<Uuid>),
         updates: &[ConversationUpdate],
         total: WorkspaceTotal,
     ) -> Self {
@@ -75,9 +81,15 @@ impl After {
                 .unwrap_or_default();
             conversations.insert(u.conversation_id, updated(base, u));
         }
+        let absent = read
+            .iter()
+            .filter(|id| !found.contains_key(*id) && !conversations.contains_key(*id))
+            .copied()
+            .collect();
         After {
             known,
             conversations: conversations.into_iter().collect(),
+            absent,
             total,
         }
     }
@@ -106,7 +118,16 @@ pub(super) fn updated(base: ConversationState, u: &ConversationUpdate) -> Conver
 struct Workspace {
     known: Known,
     conversations: HashMap<Uuid, ConversationState>,
+    /// Conversation ids known not to exist (a likely id of an identity whose
+    /// contact is stored under another identity's id, say).
+    absent: HashSet<Uuid>,
     total: Option<WorkspaceTotal>,
+}
+
+impl Workspace {
+    fn len(&self) -> usize {
+        self.known.len() + self.conversations.len() + self.absent.len()
+    }
 }
 
 /// The cache of one consumer (see the module's guarantees).
@@ -123,18 +144,29 @@ pub struct OwnerCache {
 pub(super) struct Hits {
     pub known: Known,
     pub conversations: HashMap<Uuid, ConversationState>,
+    /// Conversations wanted that are known not to exist.
+    pub absent: BTreeSet<Uuid>,
     pub total: Option<WorkspaceTotal>,
 }
 
 impl Hits {
-    /// Keys found (identities, conversations, the total).
+    /// Keys answered (identities, conversations present or absent, the total).
     pub fn len(&self) -> usize {
-        self.known.len() + self.conversations.len() + usize::from(self.total.is_some())
+        self.known.len()
+            + self.conversations.len()
+            + self.absent.len()
+            + usize::from(self.total.is_some())
+    }
+
+    /// Whether the cache answers for conversation `id`.
+    pub fn answers(&self, id: &Uuid) -> bool {
+        self.conversations.contains_key(id) || self.absent.contains(id)
     }
 }
 
 impl OwnerCache {
-    /// Entries (identities and conversations) before the cache starts again.
+    /// Entries (identities, conversations present or absent) before the
+    /// cache starts again.
     pub const CAPACITY: usize = 100_000;
 
     /// Empties the cache unless its entries belong to `rebalances` (the
@@ -151,7 +183,7 @@ impl OwnerCache {
         self.entries = 0;
     }
 
-    /// Identities and conversations held.
+    /// Identities and conversations (present or absent) held.
     pub fn len(&self) -> usize {
         self.entries
     }
@@ -161,7 +193,7 @@ impl OwnerCache {
     }
 
     /// What the cache holds of `plan`'s identities, of the conversations
-    /// `wanted`, and of `ws`'s total.
+    /// `wanted` (present or absent), and of `ws`'s total.
     pub(super) fn hits(&self, ws: &str, plan: &Plan, wanted: &BTreeSet<Uuid>) -> Hits {
         let Some(w) = self.workspaces.get(ws) else {
             return Hits::default();
@@ -176,11 +208,27 @@ impl OwnerCache {
                 phones: pick(&w.known.phones, &plan.phones),
                 users: pick(&w.known.users, &plan.user_ids),
             },
+            total: w.total,
+            ..self.conversation_hits(ws, wanted)
+        }
+    }
+
+    /// What the cache holds of the conversations `wanted` (present or absent).
+    pub(super) fn conversation_hits(&self, ws: &str, wanted: &BTreeSet<Uuid>) -> Hits {
+        let Some(w) = self.workspaces.get(ws) else {
+            return Hits::default();
+        };
+        Hits {
             conversations: wanted
                 .iter()
                 .filter_map(|id| w.conversations.get(id).map(|c| (*id, c.clone())))
                 .collect(),
-            total: w.total,
+            absent: wanted
+                .iter()
+                .filter(|id| w.absent.contains(*id))
+                .copied()
+                .collect(),
+            ..Hits::default()
         }
     }
 
@@ -190,12 +238,15 @@ impl OwnerCache {
             self.clear();
         }
         let w = self.workspaces.entry(ws.to_owned()).or_default();
-        let before = w.known.phones.len() + w.known.users.len() + w.conversations.len();
+        let before = w.len();
         w.known.phones.extend(after.known.phones);
         w.known.users.extend(after.known.users);
-        w.conversations.extend(after.conversations);
+        for (id, state) in after.conversations {
+            w.absent.remove(&id);
+            w.conversations.insert(id, state);
+        }
+        w.absent.extend(after.absent);
         w.total = Some(after.total);
-        let now = w.known.phones.len() + w.known.users.len() + w.conversations.len();
-        self.entries += now - before;
+        self.entries = (self.entries + w.len()).saturating_sub(before);
     }
 }

@@ -30,8 +30,9 @@
 //! idempotent upsert of values derived from the records alone, and the only
 //! non-idempotent quantities (counters in step 7) are guarded by watermarks.
 //! Re-running the pipeline on the same records, after a failure at any
-//! point (any subset of the write wave landed), ends in the same rows
-//! ([`steps`] says why).
+//! point (any subset of the write wave landed), ends in the same rows, but
+//! for a recency-list entry its readers skip ([`steps`] says why and where
+//! a record refused for good differs).
 //!
 //! Fencing: every write of a workspace's share of the batch carries the
 //! write clock of the batch's last record on its partition plus its step's
@@ -153,7 +154,7 @@ pub async fn run_batch_cached(
 struct Found {
     known: Known,
     conversations: HashMap<Uuid, ConversationState>,
-    /// The conversations read in the first wave, found or not.
+    /// The conversations looked up (in the owner cache or the database), found or not.
     read: BTreeSet<Uuid>,
     index: HashMap<String, IndexEntry>,
     total: inbox_rows::WorkspaceTotal,
@@ -180,7 +181,9 @@ async fn run_waves(
             ..Outcome::default()
         });
     }
-    lookup_keys.database += look_up_the_rest(store, &ids, &plans, &mut found, stats).await?;
+    let more = look_up_the_rest(store, (&ids, &plans), &mut found, cache.as_deref(), stats).await?;
+    lookup_keys.cache += more.cache;
+    lookup_keys.database += more.database;
     timer.finish(Wave::MoreLookups)?;
 
     let s = store.statements();
@@ -262,7 +265,7 @@ async fn look_up(
         .zip(&read)
         .zip(&hits)
         .map(|((ws, keys), h)| {
-            let missing = keys.iter().filter(|k| !h.conversations.contains_key(*k));
+            let missing = keys.iter().filter(|k| !h.answers(k));
             (*ws, missing.copied().collect())
         })
         .collect();
@@ -311,32 +314,46 @@ async fn look_up(
 
 /// The second wave, sent only when needed: the conversations of contacts
 /// step 1 found stored under another identity's id (not read in the
-/// first), in one cross-workspace lookup. Returns how many it looked up.
+/// first) that `cache` does not hold, in one cross-workspace lookup. Adds
+/// them to each workspace's `read`; returns where they were found.
 async fn look_up_the_rest(
     store: &Store,
-    ids: &[&str],
-    plans: &[Plan],
+    (ids, plans): (&[&str], &[Plan]),
     found: &mut [Found],
+    cache: Option<&OwnerCache>,
     stats: &DbStats,
-) -> Result<u64, StoreError> {
-    let wanted: Vec<(&str, Vec<Uuid>)> = ids
-        .iter()
-        .zip(plans)
-        .zip(found.iter())
-        .map(|((ws, plan), f)| {
-            let unread = plan.conversations.keys().filter(|id| !f.read.contains(*id));
-            (*ws, unread.copied().collect())
-        })
-        .collect();
-    let asked: usize = wanted.iter().map(|(_, keys)| keys.len()).sum();
-    if asked == 0 {
-        return Ok(0);
+) -> Result<LookupKeys, StoreError> {
+    let mut keys = LookupKeys::default();
+    let mut wanted: Vec<(&str, Vec<Uuid>)> = Vec::with_capacity(ids.len());
+    for ((ws, plan), f) in ids.iter().zip(plans).zip(found.iter_mut()) {
+        let unread: BTreeSet<Uuid> = plan
+            .conversations
+            .keys()
+            .filter(|id| !f.read.contains(*id))
+            .copied()
+            .collect();
+        let hits = cache
+            .map(|c| c.conversation_hits(ws, &unread))
+            .unwrap_or_default();
+        let missing: Vec<Uuid> = unread
+            .iter()
+            .filter(|id| !hits.answers(id))
+            .copied()
+            .collect();
+        keys.cache += hits.len() as u64;
+        keys.database += missing.len() as u64;
+        f.read.extend(unread);
+        f.conversations.extend(hits.conversations);
+        wanted.push((*ws, missing));
+    }
+    if keys.database == 0 {
+        return Ok(keys);
     }
     let more = conversations::find_existing(store, &wanted, stats).await?;
     for (f, more) in found.iter_mut().zip(more) {
         f.conversations.extend(more);
     }
-    Ok(asked as u64)
+    Ok(keys)
 }
 
 /// Plans one workspace's writes (pure): steps 2, 4, 6 and 8 into `writes`,
@@ -364,7 +381,12 @@ fn plan_workspace<'a>(
     out.messages_inserted = fresh.len() as u64;
     apply_changes(writes, s, (ws, plan), changes, out);
     let at_update = at(Step::UpdateConversations);
-    let after = After::of(plan, (&f.known, conv), &moved, total.unwrap_or(f.total));
+    let after = After::of(
+        plan,
+        (&f.known, conv, &f.read),
+        &moved,
+        total.unwrap_or(f.total),
+    );
     conversations::write_updates(updates, s, ws, moved, at_update);
     inbox_rows::write_total(updates, s, ws, total, at_update);
     after

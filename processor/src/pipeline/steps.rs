@@ -13,13 +13,21 @@
 //! | `writes` | 2, 4, 6, 7, 8 | when the batch writes anything |
 //!
 //! Step 7 (counters and watermarks) shares the write wave, so any subset of
-//! that wave may have landed when a batch fails. A re-run still ends in the
-//! same rows: a counter counts only records past its watermark, so a landed
-//! update is not counted again, and a missing one is computed again; a
-//! message whose row did not land is stored again (the same record is never
-//! its own duplicate); and a conversation whose stored last message is one
-//! of the batch's gets its recency-list entry written again
-//! ([`super::inbox_rows::plan_moves`]).
+//! that wave may have landed when a batch fails. A re-run of the same
+//! records still ends in the same rows: a counter counts only records past
+//! its watermark, so a landed update is not counted again, and a missing one
+//! is computed again; a message whose row did not land is stored again (the
+//! same record is never its own duplicate); a conversation row holding only
+//! its update gets its identity columns again; and a conversation whose
+//! stored last message is one of the batch's gets its recency-list entry
+//! written again ([`super::inbox_rows::plan_moves`]). The one difference: the
+//! recency list may keep the old entry of a moved conversation, which its
+//! readers skip.
+//!
+//! A record the database refuses for good is dead-lettered
+//! (`consumer::batch`) after the rest of its batch is stored again; if the
+//! refusal came inside the write wave, the counters of that wave may already
+//! count the refused record's messages.
 
 /// The pipeline's steps, in order. Names are metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
