@@ -182,10 +182,7 @@ async fn the_cached_pipeline_writes_the_same_rows_and_reads_only_the_index_in_st
         "sanity: counters moved over the rounds: {with_cache:#?}"
     );
     let listed = with_cache.iter().filter(|r| r.starts_with("~list")).count();
-    assert_eq!(
-        listed, 8,
-        "sanity: four conversations listed per workspace"
-    );
+    assert_eq!(listed, 8, "sanity: four conversations listed per workspace");
     let missing: Vec<_> = without.iter().filter(|r| !with_cache.contains(r)).collect();
     let extra: Vec<_> = with_cache.iter().filter(|r| !without.contains(r)).collect();
     assert!(

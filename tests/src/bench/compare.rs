@@ -86,7 +86,10 @@ impl Bench<'_> {
     ) -> anyhow::Result<Once> {
         let store = self.store;
         let ws = format!("ws_{}_{size}", approach.name());
-        let records = input::batch(&ws, batch_id, size, input::senders_for(size), offset, &[])?;
+        // Message ids are unique across workspaces, as real ones are.
+        let batch_id = format!("{ws}.{batch_id}");
+        let senders = input::senders_for(size);
+        let records = input::batch(&ws, &batch_id, size, senders, offset, &[])?;
         let records = input::refs(&records);
         let stats = DbStats::default();
         let ticks = || self.db_pid.as_deref().and_then(cpu_ticks);

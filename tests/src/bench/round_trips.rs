@@ -34,9 +34,10 @@ async fn pipeline_batch(
     offset: i64,
     (statuses_for, cache): (&[String], &mut OwnerCache),
 ) -> anyhow::Result<(u64, u64, Duration)> {
+    // Message ids are unique across workspaces, as real ones are.
     let records = input::batch(
         ws,
-        batch_id,
+        &format!("{ws}.{batch_id}"),
         size,
         input::senders_for(size),
         offset,
@@ -63,7 +64,8 @@ async fn naive_batch(
     size: usize,
     offset: i64,
 ) -> anyhow::Result<u64> {
-    let records = input::batch(ws, batch_id, size, input::senders_for(size), offset, &[])?;
+    let batch_id = format!("{ws}.{batch_id}");
+    let records = input::batch(ws, &batch_id, size, input::senders_for(size), offset, &[])?;
     Ok(naive::run(store, ws, &input::refs(&records))
         .await?
         .statements)
@@ -84,7 +86,7 @@ pub async fn run(store: &Store) -> anyhow::Result<Value> {
         let step = size.div_ceil(10) as i64 + 1;
         let previous: Vec<String> = (0..size)
             .step_by(10)
-            .map(|n| input::message_id("steady", n))
+            .map(|n| input::message_id(&format!("{ws}.steady"), n))
             .collect();
         let states: [(&str, &str, &[String]); 4] = [
             ("first time", "first", &[]),

@@ -20,9 +20,11 @@
 //! - `raw`: only the message and index writes of every workspace, in one
 //!   wave, rows of all workspaces sharing batches as the pipeline's do.
 //!
-//! Reports the median round of each, the ratios, the sequential round
-//! trips of the cross-workspace pipeline, and each multi-tenant shape's
-//! throughput against the single workspace's at the same batch size.
+//! The shapes of one batch size take turns round by round, and the
+//! approaches within a shape's round, each in a rotating order. Reports the
+//! median round of each, the ratios, the sequential round trips of the
+//! cross-workspace pipeline, and each multi-tenant shape's throughput
+//! against the single workspace's at the same batch size.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -60,7 +62,9 @@ fn records(
     (0..size)
         .map(|i| {
             let ws = format!("ws_t_{approach}_{size}_{tenants}_{}", i % tenants);
-            input::one_message(&ws, &format!("{round}.{i}"), i / tenants, offset + i as i64)
+            // Message ids are unique across workspaces, as real ones are.
+            let batch_id = format!("{ws}.{round}.{i}");
+            input::one_message(&ws, &batch_id, i / tenants, offset + i as i64)
         })
         .collect()
 }
@@ -147,16 +151,24 @@ pub async fn run(store: &Store) -> anyhow::Result<Value> {
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (size, rounds) in SIZES {
-        let mut seen = Vec::new();
+        let mut runs = Vec::new();
         for (shape, share) in SHAPES {
             // A shape as many workspaces as one before it (10% of 10 is 1)
             // would reuse its workspaces and offsets: skipped.
             let tenants = ((size as f64 * share).round() as usize).max(1);
-            if !seen.contains(&tenants) {
-                seen.push(tenants);
-                rows.push(shape_row(store, (size, rounds), shape, tenants).await?);
+            if runs.iter().all(|r: &ShapeRun| r.tenants != tenants) {
+                runs.push(ShapeRun::seeded(store, size, (shape, tenants)).await?);
             }
         }
+        // The shapes take turns within each round (in a rotating order), so
+        // the database's growing tables and compactions weigh on all alike.
+        for round in 0..rounds {
+            for k in 0..runs.len() {
+                let i = (round + k) % runs.len();
+                runs[i].round(store, round).await?;
+            }
+        }
+        rows.extend(runs.into_iter().map(|r| r.row(rounds)));
     }
     summarize(&rows);
     Ok(Value::Array(rows))
@@ -200,77 +212,105 @@ fn summarize(rows: &[Value]) {
     );
 }
 
-async fn shape_row(
-    store: &Store,
-    (size, rounds): (usize, usize),
-    shape: &str,
+/// One shape of one batch size, measured round by round.
+struct ShapeRun {
+    shape: &'static str,
     tenants: usize,
-) -> anyhow::Result<Value> {
-    let mut offset = 0i64;
-    let mut cache = OwnerCache::default();
-    for a in APPROACHES {
-        once(
-            store,
-            a,
-            &records(a, size, tenants, "seed", offset)?,
-            &mut cache,
-        )
-        .await?;
+    size: usize,
+    offset: i64,
+    cache: OwnerCache,
+    times: [Vec<Duration>; APPROACHES.len()],
+    trips: Vec<u64>,
+    requests: Vec<u64>,
+    waves: BTreeMap<&'static str, Vec<Duration>>,
+}
+
+impl ShapeRun {
+    /// A shape whose contacts and conversations are stored (and cached).
+    async fn seeded(
+        store: &Store,
+        size: usize,
+        (shape, tenants): (&'static str, usize),
+    ) -> anyhow::Result<Self> {
+        let mut run = ShapeRun {
+            shape,
+            tenants,
+            size,
+            offset: 0,
+            cache: OwnerCache::default(),
+            times: Default::default(),
+            trips: Vec::new(),
+            requests: Vec::new(),
+            waves: BTreeMap::new(),
+        };
+        for a in APPROACHES {
+            let seed = records(a, size, tenants, "seed", 0)?;
+            once(store, a, &seed, &mut run.cache).await?;
+        }
+        run.offset = size as i64;
+        Ok(run)
     }
-    offset += size as i64;
-    let mut times: [Vec<Duration>; APPROACHES.len()] = Default::default();
-    let (mut trips, mut requests) = (Vec::new(), Vec::new());
-    let mut waves: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    for round in 0..rounds {
+
+    /// One round: every approach once, in an order rotating with `round`.
+    async fn round(&mut self, store: &Store, round: usize) -> anyhow::Result<()> {
+        let (size, tenants) = (self.size, self.tenants);
         for k in 0..APPROACHES.len() {
             let i = (round + k) % APPROACHES.len();
-            let batch = records(APPROACHES[i], size, tenants, &format!("r{round}"), offset)?;
-            let one = once(store, APPROACHES[i], &batch, &mut cache).await?;
+            let batch = records(
+                APPROACHES[i],
+                size,
+                tenants,
+                &format!("r{round}"),
+                self.offset,
+            )?;
+            let one = once(store, APPROACHES[i], &batch, &mut self.cache).await?;
             anyhow::ensure!(
                 one.stored == size as u64,
                 "{}: stored {} of {size}",
                 APPROACHES[i],
                 one.stored
             );
-            times[i].push(one.elapsed);
+            self.times[i].push(one.elapsed);
             if i == 0 {
-                trips.push(one.round_trips);
-                requests.push(one.requests);
+                self.trips.push(one.round_trips);
+                self.requests.push(one.requests);
                 for (wave, d) in one.waves {
-                    waves.entry(wave).or_default().push(d);
+                    self.waves.entry(wave).or_default().push(d);
                 }
             }
         }
-        offset += size as i64;
+        self.offset += size as i64;
+        Ok(())
     }
-    requests.sort_unstable();
-    let wave_ms: serde_json::Map<String, Value> = waves
-        .into_iter()
-        .map(|(w, ds)| (w.to_owned(), json!(ms(median(ds)))))
-        .collect();
-    let medians = times.map(median);
-    let rate = |d: Duration| size as f64 / d.as_secs_f64();
-    let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
-    let vs = |i: usize| rate(medians[0]) / rate(medians[i]);
-    let (vs_per_ws, vs_raw) = (vs(2), vs(4));
-    trips.sort_unstable();
-    let trips = trips[trips.len() / 2];
-    println!(
-        "| {size} | {shape} | {tenants} | {} | {} | {} | {} | {} | {vs_per_ws:.2}× | {:.0}% | {trips} |",
-        cell(medians[0]),
-        cell(medians[1]),
-        cell(medians[2]),
-        cell(medians[3]),
-        cell(medians[4]),
-        vs_raw * 100.0
-    );
-    let approach = |i: usize| json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i])});
-    Ok(
+
+    /// Prints the shape's row and returns it as JSON.
+    fn row(mut self, rounds: usize) -> Value {
+        let (size, shape, tenants) = (self.size, self.shape, self.tenants);
+        self.requests.sort_unstable();
+        self.trips.sort_unstable();
+        let wave_ms: serde_json::Map<String, Value> = self
+            .waves
+            .into_iter()
+            .map(|(w, ds)| (w.to_owned(), json!(ms(median(ds)))))
+            .collect();
+        let medians = self.times.map(median);
+        let rate = |d: Duration| size as f64 / d.as_secs_f64();
+        let cell = |d: Duration| format!("{:.0} msg/s ({:.1} ms)", rate(d), ms(d));
+        let vs = |i: usize| rate(medians[0]) / rate(medians[i]);
+        let (vs_per_ws, vs_raw) = (vs(2), vs(4));
+        let trips = self.trips[self.trips.len() / 2];
+        let cells: Vec<String> = medians.iter().map(|d| cell(*d)).collect();
+        println!(
+            "| {size} | {shape} | {tenants} | {} | {vs_per_ws:.2}× | {:.0}% | {trips} |",
+            cells.join(" | "),
+            vs_raw * 100.0
+        );
+        let approach = |i: usize| json!({"ms": ms(medians[i]), "msgs_per_s": rate(medians[i])});
         json!({"batch": size, "shape": shape, "workspaces": tenants, "rounds": rounds,
         "cross": approach(0), "uncached": approach(1), "per_ws": approach(2),
         "naive": approach(3), "raw": approach(4),
         "cross_vs_per_ws": vs_per_ws, "cross_vs_raw": vs_raw,
         "uncached_vs_raw": rate(medians[1]) / rate(medians[4]), "cross_round_trips": trips,
-        "cross_requests": requests[requests.len() / 2], "cross_wave_ms": wave_ms}),
-    )
+        "cross_requests": self.requests[self.requests.len() / 2], "cross_wave_ms": wave_ms})
+    }
 }
