@@ -52,6 +52,7 @@ mod conversations;
 pub mod faults;
 pub mod identity;
 mod inbox_rows;
+mod lookups;
 pub mod message_index;
 pub mod messages;
 pub mod plan;
@@ -60,21 +61,19 @@ mod statuses;
 mod steps;
 mod timer;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::decode::DecodedRecord;
 use crate::store::{DbStats, Statements, Store, StoreError, Writes};
 use cache::After;
 pub use cache::OwnerCache;
-use conversations::{ConversationState, ConversationUpdate};
-use identity::Known;
-use message_index::IndexEntry;
+use conversations::ConversationUpdate;
+use lookups::{Found, look_up, look_up_the_rest};
 use messages::BatchChanges;
 use plan::Plan;
 pub use steps::{Step, Wave};
 use timer::WaveTimer;
-use uuid::Uuid;
 
 /// What one workspace's share of a batch did.
 #[derive(Debug, Default)]
@@ -149,17 +148,6 @@ pub async fn run_batch_cached(
     run_waves(store, batch, WaveTimer::new(stats), Some(cache)).await
 }
 
-/// What the lookups found for one workspace.
-#[derive(Debug, Default)]
-struct Found {
-    known: Known,
-    conversations: HashMap<Uuid, ConversationState>,
-    /// The conversations looked up (in the owner cache or the database), found or not.
-    read: BTreeSet<Uuid>,
-    index: HashMap<String, IndexEntry>,
-    total: inbox_rows::WorkspaceTotal,
-}
-
 /// The three waves, closed one by one by `timer`.
 async fn run_waves(
     store: &Store,
@@ -232,128 +220,6 @@ fn plan_batch(batch: &[WorkspaceRecords<'_>]) -> Vec<Plan> {
             plan
         })
         .collect()
-}
-
-/// The first wave: steps 1, 3 (each identity's own conversations) and 5,
-/// and the inbound totals, each one cross-workspace lookup for every
-/// workspace of the batch, of the keys `cache` does not hold.
-async fn look_up(
-    store: &Store,
-    (ids, plans): (&[&str], &[Plan]),
-    cache: Option<&OwnerCache>,
-    stats: &DbStats,
-) -> Result<(Vec<Found>, LookupKeys), StoreError> {
-    let read: Vec<BTreeSet<Uuid>> = ids
-        .iter()
-        .zip(plans)
-        .map(|(ws, plan)| plan.likely_conversations(ws))
-        .collect();
-    let hits: Vec<cache::Hits> = ids
-        .iter()
-        .zip(plans)
-        .zip(&read)
-        .map(|((ws, plan), keys)| cache.map(|c| c.hits(ws, plan, keys)).unwrap_or_default())
-        .collect();
-    let batch: Vec<(&str, &Plan, Known)> = ids
-        .iter()
-        .zip(plans)
-        .zip(&hits)
-        .map(|((ws, plan), h)| (*ws, plan, h.known.clone()))
-        .collect();
-    let wanted: Vec<(&str, Vec<Uuid>)> = ids
-        .iter()
-        .zip(&read)
-        .zip(&hits)
-        .map(|((ws, keys), h)| {
-            let missing = keys.iter().filter(|k| !h.answers(k));
-            (*ws, missing.copied().collect())
-        })
-        .collect();
-    let no_total: Vec<&str> = ids
-        .iter()
-        .zip(&hits)
-        .filter(|(_, h)| h.total.is_none())
-        .map(|(ws, _)| *ws)
-        .collect();
-    let identities: usize = batch
-        .iter()
-        .map(|(_, p, cached)| p.phones.len() + p.user_ids.len() - cached.len())
-        .sum();
-    let conversations: usize = wanted.iter().map(|(_, keys)| keys.len()).sum();
-    let keys = LookupKeys {
-        cache: hits.iter().map(cache::Hits::len).sum::<usize>() as u64,
-        database: (identities + conversations + no_total.len()) as u64,
-    };
-    let indexed: Vec<(&str, &Plan)> = ids.iter().copied().zip(plans).collect();
-    let (known, conversations, index, totals) = futures::try_join!(
-        contacts::find_existing(store, &batch, stats),
-        conversations::find_existing(store, &wanted, stats),
-        messages::find_index(store, &indexed, stats),
-        inbox_rows::find_totals(store, &no_total, stats),
-    )?;
-    let mut totals = no_total.into_iter().zip(totals).collect::<HashMap<_, _>>();
-    let found = known.into_iter().zip(conversations).zip(read).zip(hits);
-    let found = found
-        .zip(index)
-        .zip(ids)
-        .map(
-            |(((((known, mut conversations), read), hits), index), ws)| {
-                conversations.extend(hits.conversations);
-                Found {
-                    known,
-                    conversations,
-                    read,
-                    index,
-                    total: hits.total.or_else(|| totals.remove(ws)).unwrap_or_default(),
-                }
-            },
-        )
-        .collect();
-    Ok((found, keys))
-}
-
-/// The second wave, sent only when needed: the conversations of contacts
-/// step 1 found stored under another identity's id (not read in the
-/// first) that `cache` does not hold, in one cross-workspace lookup. Adds
-/// them to each workspace's `read`; returns where they were found.
-async fn look_up_the_rest(
-    store: &Store,
-    (ids, plans): (&[&str], &[Plan]),
-    found: &mut [Found],
-    cache: Option<&OwnerCache>,
-    stats: &DbStats,
-) -> Result<LookupKeys, StoreError> {
-    let mut keys = LookupKeys::default();
-    let mut wanted: Vec<(&str, Vec<Uuid>)> = Vec::with_capacity(ids.len());
-    for ((ws, plan), f) in ids.iter().zip(plans).zip(found.iter_mut()) {
-        let unread: BTreeSet<Uuid> = plan
-            .conversations
-            .keys()
-            .filter(|id| !f.read.contains(*id))
-            .copied()
-            .collect();
-        let hits = cache
-            .map(|c| c.conversation_hits(ws, &unread))
-            .unwrap_or_default();
-        let missing: Vec<Uuid> = unread
-            .iter()
-            .filter(|id| !hits.answers(id))
-            .copied()
-            .collect();
-        keys.cache += hits.len() as u64;
-        keys.database += missing.len() as u64;
-        f.read.extend(unread);
-        f.conversations.extend(hits.conversations);
-        wanted.push((*ws, missing));
-    }
-    if keys.database == 0 {
-        return Ok(keys);
-    }
-    let more = conversations::find_existing(store, &wanted, stats).await?;
-    for (f, more) in found.iter_mut().zip(more) {
-        f.conversations.extend(more);
-    }
-    Ok(keys)
 }
 
 /// Plans one workspace's writes (pure): steps 2, 4, 6 and 8 into `writes`,
