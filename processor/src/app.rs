@@ -22,7 +22,9 @@ use crate::dead_letter::DeadLetters;
 use crate::metrics::Metrics;
 use crate::store::{self, Store, StoreError};
 
-/// Applies the schema (`processor migrate`); returns the statements applied.
+/// Applies the schema (`processor migrate`), then carries the rows of any
+/// table an earlier release used into the table that replaced it
+/// ([`store::carry_predecessors`]); returns the statements applied.
 pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usize> {
     let session = Box::pin(wait_for(retry, "the CQL database", || {
         store::open_session(cfg)
@@ -32,6 +34,12 @@ pub async fn migrate(cfg: &CqlConfig, retry: &RetryConfig) -> anyhow::Result<usi
         .await
         .context("applying schemas/cql/schema.cql")?;
     info!(keyspace = %cfg.keyspace, statements = applied, "schema applied");
+    let carried = store::carry_predecessors(&session, &cfg.keyspace)
+        .await
+        .context("carrying the rows of replaced tables")?;
+    for (table, rows) in &carried {
+        info!(keyspace = %cfg.keyspace, table, rows, "rows of the replaced table carried");
+    }
     Ok(applied)
 }
 

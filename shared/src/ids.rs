@@ -55,6 +55,20 @@ pub fn account_event_id(workspace_id: &str, parts: &[&str]) -> Uuid {
     Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
+/// How many partitions `workspace_totals` spreads workspaces over. Never
+/// change it: it is part of the stored key.
+pub const WORKSPACE_SHARDS: u8 = 64;
+
+/// The `workspace_totals` partition of a workspace: a byte of the
+/// workspace's UUIDv5, modulo [`WORKSPACE_SHARDS`]. A micro-batch of a
+/// thousand workspaces then writes their totals into at most 64 partitions,
+/// not a thousand.
+pub fn workspace_shard(workspace_id: &str) -> i32 {
+    let name = format!("workspace\u{1f}{workspace_id}");
+    let id = Uuid::new_v5(&NAMESPACE, name.as_bytes());
+    i32::from(id.as_bytes()[15] % WORKSPACE_SHARDS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +110,31 @@ mod tests {
     #[test]
     fn separator_prevents_ambiguous_concatenation() {
         assert_ne!(contact_id("ws1", "23"), contact_id("ws12", "3"));
+    }
+
+    #[test]
+    fn workspace_shards_are_pinned_and_spread() {
+        // Pinned: a change here would orphan every stored total.
+        assert_eq!(
+            [
+                workspace_shard("ws1"),
+                workspace_shard("ws2"),
+                workspace_shard("")
+            ],
+            [37, 2, 0]
+        );
+        let shards: std::collections::HashSet<i32> = (0..1000)
+            .map(|i| workspace_shard(&format!("ws-{i}")))
+            .collect();
+        assert_eq!(
+            shards.len(),
+            usize::from(WORKSPACE_SHARDS),
+            "1000 workspaces use every shard"
+        );
+        assert!(
+            shards
+                .iter()
+                .all(|s| (0..i32::from(WORKSPACE_SHARDS)).contains(s))
+        );
     }
 }

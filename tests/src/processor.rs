@@ -221,7 +221,7 @@ impl ProcessorEnv {
             "conversations",
             "messages",
             "message_index",
-            "workspace_inbox",
+            "workspace_totals",
         ] {
             let result = self
                 .session

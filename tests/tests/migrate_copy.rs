@@ -3,6 +3,11 @@
 //! release, `tests/fixtures/`) is copied into a new keyspace with every
 //! value and write time kept, and the pipeline goes on from it: a message
 //! stored before the copy is a duplicate after it, and the counters carry on.
+//! `processor migrate` on a keyspace of the release before `workspace_totals`
+//! carries its `workspace_inbox` rows over, and migrating again never undoes
+//! what the pipeline counted since.
+
+use std::sync::Arc;
 
 use inboxflow_tests::webhooks::{Inbound, meta_body};
 use inboxflow_tests::{cql, unique_name};
@@ -19,16 +24,20 @@ const WS: &str = "ws_copy";
 const PN: &str = "pn-copy";
 const PHONE: &str = "5511977770000";
 const SENT_S: i64 = 1_700_000_000;
-/// The tables the old rows are written to (and compared in).
-const TABLES: [&str; 7] = [
-    "contacts",
-    "contact_users",
-    "conversations",
-    "messages",
-    "message_index",
-    "conversation_reads",
-    "workspace_inbox",
+/// The tables the old rows are written to, and the tables they are
+/// compared in after the copy.
+const TABLES: [(&str, &str); 7] = [
+    ("contacts", "contacts"),
+    ("contact_users", "contact_users"),
+    ("conversations", "conversations"),
+    ("messages", "messages"),
+    ("message_index", "message_index"),
+    ("conversation_reads", "conversation_reads"),
+    ("workspace_inbox", "workspace_totals"),
 ];
+/// `workspace_inbox` as the release before `workspace_totals` created it.
+const INBOX_TABLE: &str = "CREATE TABLE {keyspace}.workspace_inbox (workspace_id text, \
+    inbound_total bigint, applied_partition int, applied_offset bigint, PRIMARY KEY (workspace_id))";
 
 /// The old keyspace, with one workspace's contact (by phone and by user
 /// id), conversation (2 unread, counted up to the record at offset 4), a
@@ -81,12 +90,7 @@ async fn old_keyspace(session: &Session, ks: &str) -> anyhow::Result<()> {
             ),
             2_500,
         ),
-        (
-            format!(
-                "INSERT INTO {ks}.workspace_inbox (workspace_id, inbound_total, applied_partition, applied_offset) VALUES ('{WS}', 2, 0, {watermark})"
-            ),
-            2_000,
-        ),
+        (inbox_insert(ks), 2_000),
     ];
     for (insert, at) in rows {
         session
@@ -96,7 +100,15 @@ async fn old_keyspace(session: &Session, ks: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every row of `table`, as JSON without the new key column, sorted.
+/// The inbound total of the old keyspace: 2, counted up to offset 4.
+fn inbox_insert(ks: &str) -> String {
+    let watermark = processor::clocks::unstamped(4);
+    format!(
+        "INSERT INTO {ks}.workspace_inbox (workspace_id, inbound_total, applied_partition, applied_offset) VALUES ('{WS}', 2, 0, {watermark})"
+    )
+}
+
+/// Every row of `table`, as JSON without the new key columns, sorted.
 async fn rows(session: &Session, ks: &str, table: &str) -> anyhow::Result<Vec<String>> {
     let result = session
         .query_unpaged(format!("SELECT JSON * FROM {ks}.{table}"), &[])
@@ -106,6 +118,9 @@ async fn rows(session: &Session, ks: &str, table: &str) -> anyhow::Result<Vec<St
         let mut json: Value = serde_json::from_str(&row?.0)?;
         if let Some(object) = json.as_object_mut() {
             object.remove("identity_id");
+            if table == "workspace_totals" {
+                object.remove("shard");
+            }
         }
         rows.push(json.to_string());
     }
@@ -138,13 +153,13 @@ async fn an_old_keyspace_is_copied_with_its_values_and_write_times_and_the_pipel
 
     let report = processor::app::migrate_from(&cfg.cql, &cfg.retry, &old).await?;
 
-    for table in TABLES {
-        assert_eq!(report.get(table), Some(&1), "{table}: {report:?}");
+    for (table, target) in TABLES {
+        assert_eq!(report.get(target), Some(&1), "{target}: {report:?}");
         let (before, after) = (
             rows(&session, &old, table).await?,
-            rows(&session, &new, table).await?,
+            rows(&session, &new, target).await?,
         );
-        assert_eq!(after, before, "{table}: the same values");
+        assert_eq!(after, before, "{table} -> {target}: the same values");
     }
     let written: (i64,) = session
         .query_unpaged(
@@ -177,6 +192,53 @@ async fn an_old_keyspace_is_copied_with_its_values_and_write_times_and_the_pipel
         .into_rows_result()?
         .single_row()?;
     assert_eq!(unread, (Some(3),), "the counters carry on");
+    assert_eq!(
+        inbound_total(&session, &new).await?,
+        3,
+        "the total carries on"
+    );
     cql::drop_keyspace(&session, &old).await?;
     cql::drop_keyspace(&session, &new).await
+}
+
+/// The workspace's total as the inbox reads it.
+async fn inbound_total(session: &Arc<Session>, ks: &str) -> anyhow::Result<i64> {
+    let inbox = processor::inbox::Inbox::new(Arc::clone(session), ks).await?;
+    Ok(inbox.totals(WS).await?.inbound)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_carries_the_totals_of_workspace_inbox_and_never_undoes_a_later_count()
+-> anyhow::Result<()> {
+    let session = cql::session().await?;
+    let mut cfg = ProcessorConfig::default();
+    cfg.cql.nodes = cql::nodes();
+    cfg.cql.keyspace = unique_name("carry");
+    let ks = cfg.cql.keyspace.clone();
+    processor::app::migrate(&cfg.cql, &cfg.retry).await?;
+    let repl = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+    for statement in statements_of(INBOX_TABLE, &ks, repl) {
+        session.query_unpaged(statement, &[]).await?;
+    }
+    let insert = format!("{} USING TIMESTAMP 2000", inbox_insert(&ks));
+    session.query_unpaged(insert, &[]).await?;
+
+    processor::app::migrate(&cfg.cql, &cfg.retry).await?;
+    assert_eq!(inbound_total(&session, &ks).await?, 2, "carried over");
+    let store = Store::with_session(session.clone(), &cfg.cql).await?;
+    let (counted, fresh) = (record(3, "wamid.counted")?, record(11, "wamid.new")?);
+    let batch = [(WS, vec![&counted, &fresh])];
+    pipeline::run_batch(&store, &batch, &DbStats::default()).await?;
+    assert_eq!(
+        inbound_total(&session, &ks).await?,
+        3,
+        "the record under the carried watermark is not counted again"
+    );
+    processor::app::migrate(&cfg.cql, &cfg.retry).await?;
+    assert_eq!(
+        inbound_total(&session, &ks).await?,
+        3,
+        "carrying again keeps the later count"
+    );
+    cql::drop_keyspace(&session, &ks).await
 }

@@ -115,7 +115,7 @@ async fn rows(env: &ProcessorEnv) -> anyhow::Result<Vec<String>> {
     let mut rows = env.snapshot().await?;
     let ks = &env.cfg.cql.keyspace;
     for (table, columns) in [
-        ("workspace_inbox", "workspace_id, inbound_total"),
+        ("workspace_totals", "workspace_id, inbound_total"),
         ("conversation_activity", "*"),
     ] {
         let cql = format!("SELECT JSON {columns} FROM {ks}.{table}");

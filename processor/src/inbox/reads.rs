@@ -4,7 +4,7 @@
 //! `unread_count` it read, never lowers it, and moves its shard's static
 //! `read_total` by the same amount in the same compare-and-set (one
 //! partition, so one atomic, isolated write). A concurrent processor write
-//! changes only `conversations` and `workspace_inbox`, so it is never lost
+//! changes only `conversations` and `workspace_totals`, so it is never lost
 //! and never overwrites a marker; a concurrent mark-read on the same shard
 //! makes the compare-and-set fail, and the call reads again and retries.
 //! Hence `totals().unread` = the sum over conversations of
@@ -143,7 +143,7 @@ impl Inbox {
             self.rows::<_, (Option<i64>,)>(
                 "inbound total",
                 &self.st.inbound_total,
-                (workspace_id,)
+                (shared::ids::workspace_shard(workspace_id), workspace_id)
             ),
             self.rows::<_, (Option<i64>,)>(
                 "read totals",

@@ -79,7 +79,7 @@ impl InboxStatements {
             ))
             .await?,
             inbound_total: p(format!(
-                "SELECT inbound_total FROM {ks}.workspace_inbox WHERE workspace_id = ?"
+                "SELECT inbound_total FROM {ks}.workspace_totals WHERE shard = ? AND workspace_id = ?"
             ))
             .await?,
             history_before: p(format!("{history} AND sent_at < ? LIMIT ?")).await?,

@@ -1,11 +1,13 @@
 //! The inbox's derived rows, written inside the waves the pipeline already
 //! runs (no extra sequential round trip):
 //!
-//! - step 3 reads the workspace's `workspace_inbox` row beside its
-//!   conversations;
+//! - step 3 reads the workspace's `workspace_totals` row beside its
+//!   conversations (one `IN` per shard of the batch's workspaces);
 //! - step 6 moves each conversation whose last message changes in the
 //!   recency list (`conversation_activity`), beside the message inserts;
-//! - step 7 raises `inbound_total` beside the conversation updates.
+//! - step 7 raises `inbound_total` beside the conversation updates; the
+//!   totals of every workspace in one shard share batches, so a batch of a
+//!   thousand workspaces writes them into at most 64 partitions.
 //!
 //! Exactly-once: `inbound_total` carries the same kind of watermark as a
 //! conversation (all of a workspace's records live in one Kafka partition),
@@ -19,7 +21,7 @@
 //! then be lost, and the list's readers skip an entry whose conversation no
 //! longer shows its time ([`crate::inbox`]), so the list stays exact.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use scylla::value::CqlTimestamp;
 use scylla::{DeserializeRow, SerializeRow};
@@ -30,6 +32,7 @@ use super::plan::MessageDraft;
 use crate::inbox::{ActivityKey, moves};
 use crate::store::rows::Applied;
 use crate::store::{DbStats, RowWrite, Statements, Store, StoreError, Writes};
+use shared::ids;
 use shared::webhook::{Direction, Origin};
 
 /// A workspace's inbound total as step 3 finds it.
@@ -53,6 +56,7 @@ struct TotalUpdateRow<'a> {
     inbound_total: i64,
     applied_partition: i32,
     applied_offset: i64,
+    shard: i32,
     workspace_id: &'a str,
 }
 
@@ -73,19 +77,30 @@ struct ActivityKeyRow<'a> {
     conversation_id: Uuid,
 }
 
-/// Step 3: the `workspace_inbox` rows of every workspace of the batch, in
-/// the order of `workspace_ids` (zero when absent), in `IN` lists of
-/// `cql.max_batch_statements` ids.
+/// Step 3: the `workspace_totals` rows of every workspace of the batch, in
+/// the order of `workspace_ids` (zero when absent): one `IN` per shard the
+/// workspaces fall in, of at most `cql.max_batch_statements` ids each.
 pub async fn find_totals(
     store: &Store,
     workspace_ids: &[&str],
     stats: &DbStats,
 ) -> Result<Vec<WorkspaceTotal>, StoreError> {
-    let statement = &store.statements().workspace_inboxes_by_ids;
-    let chunks = workspace_ids.chunks(store.max_keys_per_request());
-    let pages = futures::future::try_join_all(chunks.map(|ids| {
-        store.read::<_, TotalRow>("workspace inbox lookup", statement, (ids.to_vec(),), stats)
-    }))
+    let statement = &store.statements().workspace_totals_by_ids;
+    let mut by_shard: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for ws in workspace_ids {
+        by_shard
+            .entry(ids::workspace_shard(ws))
+            .or_default()
+            .push(ws);
+    }
+    let chunks = by_shard.iter().flat_map(|(shard, ids)| {
+        ids.chunks(store.max_keys_per_request())
+            .map(move |chunk| (*shard, chunk.to_vec()))
+    });
+    let pages = futures::future::try_join_all(
+        chunks
+            .map(|key| store.read::<_, TotalRow>("workspace total lookup", statement, key, stats)),
+    )
     .await?;
     let mut found: HashMap<String, WorkspaceTotal> = pages
         .into_iter()
@@ -136,20 +151,24 @@ pub fn write_total<'a>(
 ) {
     let rows: Vec<RowWrite<TotalUpdateRow<'_>>> = total
         .and_then(|t| t.applied.map(|w| (t.inbound_total, w)))
-        .map(|(inbound_total, w)| RowWrite {
-            partition: workspace_id.to_owned(),
-            estimated_bytes: 48 + workspace_id.len(),
-            values: TotalUpdateRow {
-                inbound_total,
-                applied_partition: w.0,
-                applied_offset: (w.1).0,
-                workspace_id,
-            },
+        .map(|(inbound_total, w)| {
+            let shard = ids::workspace_shard(workspace_id);
+            RowWrite {
+                partition: format!("workspace_totals\u{1f}{shard}"),
+                estimated_bytes: 52 + workspace_id.len(),
+                values: TotalUpdateRow {
+                    inbound_total,
+                    applied_partition: w.0,
+                    applied_offset: (w.1).0,
+                    shard,
+                    workspace_id,
+                },
+            }
         })
         .into_iter()
         .collect();
-    let statement = &s.update_workspace_inbox;
-    writes.add(workspace_id, "workspace inbox update", statement, rows, at);
+    let statement = &s.update_workspace_total;
+    writes.add_shared("workspace total update", statement, rows, at);
 }
 
 /// The list moves of `updates`: (entries to write with their time, entries

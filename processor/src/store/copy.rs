@@ -1,13 +1,17 @@
 //! `processor migrate --from-keyspace OLD`: carries a keyspace of the layout
 //! before cross-workspace keys (lookup tables partitioned by
 //! `(workspace_id, key)`) into the configured keyspace, freshly migrated.
+//! `processor migrate` uses the same copy within one keyspace to carry a
+//! table into the one that replaced it ([`carry_predecessors`]).
 //!
 //! Guarantees:
-//! - the source keyspace is only read;
-//! - every row of every table the two keyspaces share is written to the
-//!   target with the same values (null cells left unset, never written as
-//!   tombstones), plus `identity_id` for `contacts` and `contact_users`
-//!   (the UUIDv5 the new key is made of, [`shared::ids`]);
+//! - the source keyspace (or table) is only read;
+//! - every row of every table the two keyspaces share, or of the
+//!   predecessor of a target table the source lacks ([`PREDECESSORS`]), is
+//!   written to the target with the same values (null cells left unset,
+//!   never written as tombstones), plus the columns the new key is made of:
+//!   `identity_id` for `contacts` and `contact_users`, `shard` for
+//!   `workspace_totals` ([`shared::ids`]);
 //! - each row is written at one client timestamp, the latest write time of
 //!   its cells in the source, so the write clocks keep ordering: a
 //!   processor that goes on from the copied `partition_clocks` (same topic,
@@ -31,7 +35,13 @@ const CONCURRENCY: usize = 64;
 /// Rows per page of the source's reads.
 const PAGE: i32 = 1000;
 
-/// Copies every table of `from` that `to` also has into `to`.
+/// Tables that replaced another, with the table they replaced (same
+/// columns, a new key): `workspace_totals` is partitioned by shard where
+/// `workspace_inbox` was partitioned by workspace.
+pub const PREDECESSORS: [(&str, &str); 1] = [("workspace_totals", "workspace_inbox")];
+
+/// Copies every table of `from` that `to` also has into `to`; a table `to`
+/// has and `from` lacks is copied from its predecessor, if `from` has it.
 pub async fn copy_keyspace(
     session: &Session,
     from: &str,
@@ -39,12 +49,40 @@ pub async fn copy_keyspace(
 ) -> Result<CopyReport, StoreError> {
     let mut report = CopyReport::new();
     for table in tables(session, to).await? {
-        let columns = columns(session, from, &table).await?;
+        let mut source = table.clone();
+        let mut columns = columns(session, from, &table).await?;
+        if let Some((_, predecessor)) = PREDECESSORS.iter().find(|(t, _)| *t == table)
+            && columns.is_empty()
+        {
+            source = (*predecessor).to_owned();
+            columns = self::columns(session, from, predecessor).await?;
+        }
         if columns.is_empty() {
             continue;
         }
-        let copied = copy_table(session, (from, to), &table, &columns).await?;
+        let copied = copy_table(session, (from, to), (&source, &table), &columns).await?;
         report.insert(table, copied);
+    }
+    Ok(report)
+}
+
+/// `processor migrate`: copies the rows of each [`PREDECESSORS`] table the
+/// keyspace still has into the table that replaced it. Copying again
+/// changes nothing a processor wrote since: its writes carry later client
+/// timestamps than the copied rows. Returns the rows carried, by target.
+pub async fn carry_predecessors(
+    session: &Session,
+    keyspace: &str,
+) -> Result<CopyReport, StoreError> {
+    let mut report = CopyReport::new();
+    for (table, predecessor) in PREDECESSORS {
+        let columns = columns(session, keyspace, predecessor).await?;
+        if columns.is_empty() {
+            continue;
+        }
+        let tables = (predecessor, table);
+        let copied = copy_table(session, (keyspace, keyspace), tables, &columns).await?;
+        report.insert(table.to_owned(), copied);
     }
     Ok(report)
 }
@@ -59,10 +97,10 @@ struct Column {
 async fn copy_table(
     session: &Session,
     (from, to): (&str, &str),
-    table: &str,
+    (source, table): (&str, &str),
     columns: &[Column],
 ) -> Result<u64, StoreError> {
-    let read = select_json(from, table, columns);
+    let read = select_json(from, source, columns);
     let mut statement = scylla::statement::Statement::new(read);
     statement.set_page_size(PAGE);
     let insert = format!("INSERT INTO {to}.{table} JSON ? DEFAULT UNSET USING TIMESTAMP ?");
@@ -110,8 +148,8 @@ fn select_json(from: &str, table: &str, columns: &[Column]) -> String {
     format!("SELECT JSON {} FROM {from}.{table}", selectors.join(", "))
 }
 
-/// The JSON row to insert (nulls and write times removed, `identity_id`
-/// added where the table needs it) and its timestamp: the latest write
+/// The JSON row to insert (nulls and write times removed, the key columns
+/// [`new_key`] derives added) and its timestamp: the latest write
 /// time among its cells (1 for a row of keys alone).
 fn target_row(table: &str, json: &str) -> Result<(String, i64), StoreError> {
     let bad = |message: String| StoreError::Rows {
@@ -132,19 +170,28 @@ fn target_row(table: &str, json: &str) -> Result<(String, i64), StoreError> {
             }
         }
     }
-    if let Some(identity) = identity_id(table, &row) {
-        row.insert("identity_id".into(), Value::String(identity.to_string()));
+    if let Some((column, value)) = new_key(table, &row) {
+        row.insert(column.into(), value);
     }
     Ok((Value::Object(row).to_string(), timestamp))
 }
 
-/// The new key of a `contacts` or `contact_users` row.
-fn identity_id(table: &str, row: &Map<String, Value>) -> Option<uuid::Uuid> {
+/// The key column a row of `table` gains: `identity_id` for `contacts` and
+/// `contact_users`, `shard` for `workspace_totals`.
+fn new_key(table: &str, row: &Map<String, Value>) -> Option<(&'static str, Value)> {
     let text = |key: &str| row.get(key).and_then(Value::as_str);
     let workspace = text("workspace_id")?;
+    let uuid = |id: uuid::Uuid| Value::String(id.to_string());
     match table {
-        "contacts" => Some(ids::contact_id(workspace, text("phone")?)),
-        "contact_users" => Some(ids::user_contact_id(workspace, text("user_id")?)),
+        "contacts" => Some((
+            "identity_id",
+            uuid(ids::contact_id(workspace, text("phone")?)),
+        )),
+        "contact_users" => Some((
+            "identity_id",
+            uuid(ids::user_contact_id(workspace, text("user_id")?)),
+        )),
+        "workspace_totals" => Some(("shard", ids::workspace_shard(workspace).into())),
         _ => None,
     }
 }
@@ -214,9 +261,13 @@ mod tests {
             ids::contact_id("ws", "5511").to_string(),
             "the new key"
         );
-        let (row, timestamp) =
-            target_row("workspace_inbox", r#"{"workspace_id": "ws"}"#).expect("a row");
+        let (row, timestamp) = target_row("reactions", r#"{"workspace_id": "ws"}"#).expect("a row");
         assert_eq!((row.as_str(), timestamp), (r#"{"workspace_id":"ws"}"#, 1));
+        let (row, _) = target_row("workspace_totals", r#"{"workspace_id": "ws1"}"#).expect("a row");
+        assert_eq!(
+            row, r#"{"shard":37,"workspace_id":"ws1"}"#,
+            "the shard is added"
+        );
     }
 
     #[test]

@@ -95,10 +95,10 @@ statements! { q;
     reaction_set = q.update("reactions USING TIMESTAMP ?", "emoji = ?, reacted_at = ?",
         REACTION_KEY);
     reaction_delete = q.delete("reactions USING TIMESTAMP ?", REACTION_KEY);
-    workspace_inboxes_by_ids = q.select_one("workspace_id, inbound_total, applied_partition, \
-        applied_offset", "workspace_inbox", "workspace_id IN ?");
-    update_workspace_inbox = q.update("workspace_inbox", "inbound_total = ?, \
-        applied_partition = ?, applied_offset = ?", "workspace_id = ?");
+    workspace_totals_by_ids = q.select_one("workspace_id, inbound_total, applied_partition, \
+        applied_offset", "workspace_totals", "shard = ? AND workspace_id IN ?");
+    update_workspace_total = q.update("workspace_totals", "inbound_total = ?, \
+        applied_partition = ?, applied_offset = ?", "shard = ? AND workspace_id = ?");
     activity_set = q.insert("conversation_activity", "workspace_id, bucket, slot, \
         conversation_id, last_message_at");
     activity_delete = q.delete("conversation_activity", ACTIVITY_KEY);

@@ -11,7 +11,8 @@
 //!
 //! Guarantees: every row added is sent exactly once, at the timestamp it was
 //! added with, by the statement it was added with; rows of one partition
-//! (workspace and key) stay together as [`super::chunk_rows`] packs them;
+//! (workspace and key, or the shared key of [`Writes::add_shared`]) stay
+//! together as [`super::chunk_rows`] packs them;
 //! nothing is sent before [`Writes::send`], and `send` returns only once
 //! every request has been answered (the first failure is returned).
 
@@ -51,7 +52,38 @@ impl<'a> Writes<'a> {
     ) where
         V: SerializeRow + Send + Sync + 'a,
     {
-        if rows.is_empty() {
+        let rows = rows.into_iter().map(|row| RowWrite {
+            partition: format!("{workspace_id}\u{1f}{}", row.partition),
+            ..row
+        });
+        self.push(what, statement, rows, timestamp);
+    }
+
+    /// [`Writes::add`] for rows of a table partitioned across workspaces
+    /// (`workspace_totals`): `row.partition` names the whole partition key,
+    /// so the rows of every workspace in one partition share batches.
+    pub fn add_shared<V>(
+        &mut self,
+        what: &'static str,
+        statement: &'a PreparedStatement,
+        rows: Vec<RowWrite<V>>,
+        timestamp: i64,
+    ) where
+        V: SerializeRow + Send + Sync + 'a,
+    {
+        self.push(what, statement, rows.into_iter(), timestamp);
+    }
+
+    fn push<V>(
+        &mut self,
+        what: &'static str,
+        statement: &'a PreparedStatement,
+        rows: impl ExactSizeIterator<Item = RowWrite<V>>,
+        timestamp: i64,
+    ) where
+        V: SerializeRow + Send + Sync + 'a,
+    {
+        if rows.len() == 0 {
             return;
         }
         let group = self
@@ -66,8 +98,8 @@ impl<'a> Writes<'a> {
             statement.get_id(),
             "one name per statement: {what}"
         );
-        group.rows.extend(rows.into_iter().map(|row| RowWrite {
-            partition: format!("{workspace_id}\u{1f}{}", row.partition),
+        group.rows.extend(rows.map(|row| RowWrite {
+            partition: row.partition,
             estimated_bytes: row.estimated_bytes,
             values: Box::new(row.values) as AnyRow<'a>,
         }));
