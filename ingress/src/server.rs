@@ -266,12 +266,12 @@ where
     let started = Instant::now();
     let mut response = service.call(req).await?;
     let status = response.status();
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        if let Some(allow) = route.allow() {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = route.allow()
+    {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
     }
     let elapsed = started.elapsed();
     metrics.request_done(route, status.as_u16(), elapsed.as_secs_f64());

@@ -49,10 +49,10 @@ pub async fn create_topics(names: &[&str], partitions: i32) -> anyhow::Result<()
         .await
         .context("creating topics")?;
     for r in results {
-        if let Err((topic, code)) = r {
-            if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                bail!("creating topic {topic}: {code}");
-            }
+        if let Err((topic, code)) = r
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            bail!("creating topic {topic}: {code}");
         }
     }
     Ok(())

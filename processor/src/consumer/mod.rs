@@ -233,17 +233,17 @@ fn seek_back(consumer: &GroupConsumer, m: &BorrowedMessage<'_>) -> KafkaResult<(
 }
 
 fn pause_all(consumer: &GroupConsumer) {
-    if let Ok(assignment) = consumer.assignment() {
-        if let Err(e) = consumer.pause(&assignment) {
-            warn!(cause = %e, "pausing partitions failed");
-        }
+    if let Ok(assignment) = consumer.assignment()
+        && let Err(e) = consumer.pause(&assignment)
+    {
+        warn!(cause = %e, "pausing partitions failed");
     }
 }
 
 fn resume_all(consumer: &GroupConsumer) {
-    if let Ok(assignment) = consumer.assignment() {
-        if let Err(e) = consumer.resume(&assignment) {
-            warn!(cause = %e, "resuming partitions failed");
-        }
+    if let Ok(assignment) = consumer.assignment()
+        && let Err(e) = consumer.resume(&assignment)
+    {
+        warn!(cause = %e, "resuming partitions failed");
     }
 }

@@ -122,10 +122,10 @@ pub(super) fn context(message: &Map<String, Value>) -> Option<String> {
         }
     }
     let system = message.get("system");
-    if system.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("user_changed_number") {
-        if let Some(new) = text_field(system.and_then(|s| s.get("wa_id"))) {
-            out.insert("new_wa_id".into(), new.into());
-        }
+    if system.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("user_changed_number")
+        && let Some(new) = text_field(system.and_then(|s| s.get("wa_id")))
+    {
+        out.insert("new_wa_id".into(), new.into());
     }
     (!out.is_empty())
         .then(|| json_text(Some(&Value::Object(out))))

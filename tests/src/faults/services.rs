@@ -81,12 +81,10 @@ impl RestartOnDrop {
 
 impl Drop for RestartOnDrop {
     fn drop(&mut self) {
-        if let Some(start) = self.start.take() {
-            if let Err(err) = services_blocking(&[start]) {
-                eprintln!(
-                    "could not run `deploy/local/services {start}` after a failed test: {err:#}"
-                );
-            }
+        if let Some(start) = self.start.take()
+            && let Err(err) = services_blocking(&[start])
+        {
+            eprintln!("could not run `deploy/local/services {start}` after a failed test: {err:#}");
         }
     }
 }

@@ -268,14 +268,15 @@ impl Worker {
             Err(_) => 0,
         };
         let answered = Instant::now();
-        if (200..300).contains(&status) && !hook.new_message_ids.is_empty() {
-            if let Some(tx) = &self.accepted {
-                let _ = tx.send(Accepted {
-                    workspace: hook.workspace,
-                    message_ids: hook.new_message_ids.clone(),
-                    at: answered,
-                });
-            }
+        if (200..300).contains(&status)
+            && !hook.new_message_ids.is_empty()
+            && let Some(tx) = &self.accepted
+        {
+            let _ = tx.send(Accepted {
+                workspace: hook.workspace,
+                message_ids: hook.new_message_ids.clone(),
+                at: answered,
+            });
         }
         Sample {
             sent_at: sent - self.started,

@@ -212,16 +212,16 @@ pub async fn sample_processor(
     let mut out = ProcessorSamples::default();
     loop {
         let stopping = *stop.borrow();
-        if let Ok(response) = client.get(&url).send().await {
-            if let Ok(text) = response.text().await {
-                if let Some(lag) = consumer_lag(&text) {
-                    out.lag.push((started.elapsed().as_secs_f64(), lag));
-                }
-                if out.first.is_none() {
-                    out.first = Some(text.clone());
-                }
-                out.last = Some(text);
+        if let Ok(response) = client.get(&url).send().await
+            && let Ok(text) = response.text().await
+        {
+            if let Some(lag) = consumer_lag(&text) {
+                out.lag.push((started.elapsed().as_secs_f64(), lag));
             }
+            if out.first.is_none() {
+                out.first = Some(text.clone());
+            }
+            out.last = Some(text);
         }
         if stopping {
             return out;
