@@ -1,5 +1,7 @@
-//! `processor migrate` applies the CQL schema (with `--from-keyspace`, then
-//! copies a keyspace of the layout before cross-workspace keys into it);
+//! `processor migrate` applies the CQL schema and carries the rows of a
+//! replaced table (`workspace_inbox` into `workspace_totals`) over (with
+//! `--from-keyspace`, then copies a keyspace of the layout before
+//! cross-workspace keys into it);
 //! `processor run` consumes;
 //! `processor inbox` reads the inbox; `processor clocks rebase` moves the
 //! write clocks on after the webhook topic changed.
@@ -27,7 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply schemas/cql/schema.cql to the configured keyspace (idempotent).
+    /// Apply schemas/cql/schema.cql to the configured keyspace and carry the
+    /// rows of replaced tables (workspace_inbox) over (idempotent; run it
+    /// before starting the processors of this release).
     Migrate {
         /// Then copy this keyspace, of the layout before cross-workspace
         /// keys, into the configured one (run with every processor stopped;

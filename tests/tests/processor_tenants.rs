@@ -1,7 +1,8 @@
 //! One micro-batch across many workspaces, on the real CQL database: the
-//! lookups are one `IN` over the keys of every workspace, so the batch costs
-//! the same sequential waves as a single workspace's and its requests do not
-//! grow one per workspace; and every workspace sees only its own rows, even
+//! lookups are one `IN` over the keys of every workspace (the inbound
+//! totals one per shard, at most 64), so the batch costs the same sequential
+//! waves as a single workspace's and its requests do not grow one per
+//! workspace; and every workspace sees only its own rows, even
 //! when workspaces share a customer phone or a message id.
 
 use inboxflow_tests::processor::ProcessorEnv;

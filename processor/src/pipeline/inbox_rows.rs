@@ -93,8 +93,9 @@ pub async fn find_totals(
             .or_default()
             .push(ws);
     }
-    let chunks = by_shard.iter().flat_map(|(shard, ids)| {
-        ids.chunks(store.max_keys_per_request())
+    let chunks = by_shard.iter().flat_map(|(shard, workspaces)| {
+        workspaces
+            .chunks(store.max_keys_per_request())
             .map(move |chunk| (*shard, chunk.to_vec()))
     });
     let pages = futures::future::try_join_all(

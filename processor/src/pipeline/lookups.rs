@@ -6,7 +6,8 @@
 //! (present, or known absent) and inbound total its plan needs, and its
 //! message-index entries; each table is one cross-workspace lookup
 //! ([`Store::lookup_across`]) per wave, so requests grow with the keys asked,
-//! never with the number of workspaces.
+//! never with the number of workspaces; the inbound totals are one `IN` per
+//! shard of `workspace_totals` the workspaces fall in (at most 64).
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -18,7 +18,8 @@
 //! under another identity's id need a second lookup wave), and each lookup
 //! is one `IN` over the keys of every workspace of the batch
 //! ([`Store::lookup_across`]): its requests grow with the keys, never with
-//! the number of workspaces. Every write is a blind idempotent upsert or a
+//! the number of workspaces (the inbound totals, read only on a cache miss:
+//! one `IN` per shard the workspaces fall in, at most 64). Every write is a blind idempotent upsert or a
 //! watermark-guarded counter, so steps 2, 4, 6, 7 and 8 share one wave, and
 //! the rows of every workspace of one Kafka partition share its unlogged
 //! batches ([`Writes`]). A micro-batch therefore costs at most three
