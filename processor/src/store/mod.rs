@@ -34,7 +34,7 @@ mod schema;
 mod statements;
 mod writes;
 
-pub use copy::{CopyReport, PREDECESSORS, carry_predecessors, copy_keyspace};
+pub use copy::{CopyReport, carry_predecessors, copy_keyspace};
 pub use error::StoreError;
 #[cfg(feature = "fault-injection")]
 pub use gate::WriteGate;

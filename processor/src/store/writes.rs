@@ -56,7 +56,7 @@ impl<'a> Writes<'a> {
             partition: format!("{workspace_id}\u{1f}{}", row.partition),
             ..row
         });
-        self.push(what, statement, rows, timestamp);
+        self.add_shared(what, statement, rows, timestamp);
     }
 
     /// [`Writes::add`] for rows of a table partitioned across workspaces
@@ -66,24 +66,13 @@ impl<'a> Writes<'a> {
         &mut self,
         what: &'static str,
         statement: &'a PreparedStatement,
-        rows: Vec<RowWrite<V>>,
+        rows: impl IntoIterator<Item = RowWrite<V>>,
         timestamp: i64,
     ) where
         V: SerializeRow + Send + Sync + 'a,
     {
-        self.push(what, statement, rows.into_iter(), timestamp);
-    }
-
-    fn push<V>(
-        &mut self,
-        what: &'static str,
-        statement: &'a PreparedStatement,
-        rows: impl ExactSizeIterator<Item = RowWrite<V>>,
-        timestamp: i64,
-    ) where
-        V: SerializeRow + Send + Sync + 'a,
-    {
-        if rows.len() == 0 {
+        let mut rows = rows.into_iter().peekable();
+        if rows.peek().is_none() {
             return;
         }
         let group = self
