@@ -193,12 +193,12 @@ impl Metrics {
             )?,
             batches: counter(
                 "batches_total",
-                "Micro-batches completed: stored, and their offsets stored for commit.",
+                "Micro-batches completed: every record stored or dead-lettered (its offsets are stored for commit next).",
             )?,
             batch_records: histogram("batch_records", "Records per micro-batch.", SIZE_BUCKETS)?,
             batch_duration: histogram(
                 "batch_duration_seconds",
-                "Time from a micro-batch's decode to its commit.",
+                "Time from a micro-batch's decode until every record is stored or dead-lettered (before its offsets are stored for commit).",
                 LATENCY_BUCKETS,
             )?,
             wave_duration,

@@ -167,19 +167,23 @@ async fn a_contact_seen_by_phone_and_user_id_then_by_user_id_alone_is_one_conver
     })
     .await?;
     assert_eq!((unread, conversations), (2, 1));
-    let by_phone: Option<(uuid::Uuid,)> = row(
-        &env,
-        "SELECT contact_id FROM {ks}.contacts WHERE identity_id = ?",
-        (shared::ids::contact_id(ws, "15551230001"),),
-    )
+    // Polled: the identities go out in the same wave as the rows seen above.
+    let (by_phone, by_user) = poll::until("both identities stored", WAIT, || async {
+        let by_phone: Option<(uuid::Uuid,)> = row(
+            &env,
+            "SELECT contact_id FROM {ks}.contacts WHERE identity_id = ?",
+            (shared::ids::contact_id(ws, "15551230001"),),
+        )
+        .await?;
+        let by_user: Option<(uuid::Uuid,)> = row(
+            &env,
+            "SELECT contact_id FROM {ks}.contact_users WHERE identity_id = ?",
+            (shared::ids::user_contact_id(ws, "US.ana"),),
+        )
+        .await?;
+        Ok((by_phone.is_some() && by_user.is_some()).then_some((by_phone, by_user)))
+    })
     .await?;
-    let by_user: Option<(uuid::Uuid,)> = row(
-        &env,
-        "SELECT contact_id FROM {ks}.contact_users WHERE identity_id = ?",
-        (shared::ids::user_contact_id(ws, "US.ana"),),
-    )
-    .await?;
-    assert!(by_phone.is_some());
     assert_eq!(by_phone, by_user, "one contact behind both identities");
     running.stop().await?;
     env.cleanup().await

@@ -46,7 +46,13 @@ async fn the_reference_webhook_gives_three_contacts_three_conversations_and_ten_
     .await?;
     assert_eq!(conversations, 3);
     assert_eq!(unread, 10);
-    assert_eq!(env.contact_count("ws_ref").await?, 3);
+    // Polled: the contacts go out in the same wave as the rows seen above.
+    let contacts = poll::until("the contacts stored", WAIT, || async {
+        let n = env.contact_count("ws_ref").await?;
+        Ok((n >= 3).then_some(n))
+    })
+    .await?;
+    assert_eq!(contacts, 3);
     running.stop().await?;
     env.cleanup().await
 }
