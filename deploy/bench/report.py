@@ -237,14 +237,18 @@ if ten:
         w(f"| multi-tenant ≥ 0.7× single-tenant (batch 1000, ≥ 170 workspaces) | " +
             ", ".join(f"{r['cross']['msgs_per_s'] / single[1000]:.2f}× with {fmt(r['workspaces'])} "
                       f"workspaces" for r in big) + f" | {met(ratio >= 0.7)} |")
-    low = min(ten, key=lambda r: r["cross_vs_raw"])
-    own = [r["cross_wave_ms"]["writes"] / r["cross"]["ms"] for r in ten
-           if r.get("cross_wave_ms", {}).get("writes") and r["cross"].get("ms")]
-    own_note = (f"; against the write wave of its own rows (every row it writes, one wave, "
-                f"no lookups), lowest {min(own) * 100:.0f}%") if own else ""
-    w(f"| pipeline ≥ 50% of the raw ceiling at every batch size and shape | lowest "
-        f"{low['cross_vs_raw'] * 100:.0f}% (batch {fmt(low['batch'])}, {fmt(low['workspaces'])} "
-        f"workspaces){own_note} | {met(low['cross_vs_raw'] >= 0.5)} |")
+    low_raw = min(ten, key=lambda r: r["cross_vs_raw"])
+    raw_note = (f"; of the message and index rows alone, lowest {low_raw['cross_vs_raw'] * 100:.0f}% "
+                f"(batch {fmt(low_raw['batch'])}, {fmt(low_raw['workspaces'])} workspaces)")
+    if all("cross_vs_ceiling" in r for r in ten):
+        low = min(ten, key=lambda r: r["cross_vs_ceiling"])
+        w(f"| pipeline ≥ 50% of the raw-write ceiling of the same rows at every batch size and "
+          f"shape | lowest {low['cross_vs_ceiling'] * 100:.0f}% (batch {fmt(low['batch'])}, "
+          f"{fmt(low['workspaces'])} workspaces){raw_note} | {met(low['cross_vs_ceiling'] >= 0.5)} |")
+    else:
+        w(f"| pipeline ≥ 50% of the raw ceiling at every batch size and shape | lowest "
+          f"{low_raw['cross_vs_raw'] * 100:.0f}% (batch {fmt(low_raw['batch'])}, "
+          f"{fmt(low_raw['workspaces'])} workspaces) | {met(low_raw['cross_vs_raw'] >= 0.5)} |")
     trips = sorted({r["cross_round_trips"] for r in ten})
     w(f"| sequential waves flat from 1 to 1000 workspaces | {', '.join(map(str, trips))} | "
         f"{met(len(trips) == 1)} |")
@@ -394,17 +398,22 @@ if ten:
       "runs it (every wave and every lookup across the batch's workspaces, owner cache warm); "
       "`uncached` the same with the cache empty, as right after a rebalance; `per ws` runs it "
       "per workspace, 16 at a time (the shape before issue 13); `naive` one message at a time; "
-      "`raw` only the message and index writes of every workspace, in one wave.\n")
-    w("| batch | workspaces | cross | uncached | per ws | naive | raw ceiling | cross / per ws | "
-      "cross / raw | uncached / raw | cross / 1 workspace | round trips |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "`raw` only the message and index writes of every workspace, in one wave; `ceiling` the "
+      "raw-write ceiling of the same rows: every row `cross` writes (messages, index, "
+      "conversations, recency entries, inbound totals), batched as it batches them, in its one "
+      "write wave with no lookup before it.\n")
+    w("| batch | workspaces | cross | uncached | per ws | naive | raw (message + index) | "
+      "ceiling (same rows) | cross / per ws | cross / raw | cross / ceiling | uncached / raw | "
+      "cross / 1 workspace | round trips |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in ten:
         vs1 = r["cross"]["msgs_per_s"] / single[r["batch"]] if single.get(r["batch"]) else None
-        unc = r.get("uncached_vs_raw")
+        unc, ceil = r.get("uncached_vs_raw"), r.get("cross_vs_ceiling")
         w(f"| {fmt(r['batch'])} | {fmt(r['workspaces'])} | " +
           " | ".join(fmt(r.get(k, {}).get("msgs_per_s"))
-                     for k in ("cross", "uncached", "per_ws", "naive", "raw")) +
+                     for k in ("cross", "uncached", "per_ws", "naive", "raw", "ceiling")) +
           f" | {r['cross_vs_per_ws']:.2f}× | {r['cross_vs_raw'] * 100:.0f}% | "
+          f"{'n/a' if ceil is None else f'{ceil * 100:.0f}%'} | "
           f"{'n/a' if unc is None else f'{unc * 100:.0f}%'} | "
           f"{'n/a' if vs1 is None else f'{vs1:.2f}×'} | {r['cross_round_trips']} |")
     if all("cross_wave_ms" in r for r in ten):

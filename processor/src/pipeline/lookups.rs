@@ -153,6 +153,26 @@ pub(super) async fn look_up_the_rest(
     cache: Option<&OwnerCache>,
     stats: &DbStats,
 ) -> Result<LookupKeys, StoreError> {
+    let (keys, wanted) = rest_in_cache(ids, plans, found, cache);
+    if keys.database == 0 {
+        return Ok(keys);
+    }
+    let more = conversations::find_existing(store, &wanted, stats).await?;
+    for (f, more) in found.iter_mut().zip(more) {
+        f.conversations.extend(more);
+    }
+    Ok(keys)
+}
+
+/// The second wave's keys: adds what `cache` holds of them to each
+/// workspace's `found` (and all of them to its `read`); returns where they
+/// will be found, and per workspace those to ask the database.
+fn rest_in_cache<'a>(
+    ids: &[&'a str],
+    plans: &[Plan],
+    found: &mut [Found],
+    cache: Option<&OwnerCache>,
+) -> (LookupKeys, Vec<(&'a str, Vec<Uuid>)>) {
     let mut keys = LookupKeys::default();
     let mut wanted: Vec<(&str, Vec<Uuid>)> = Vec::with_capacity(ids.len());
     for ((ws, plan), f) in ids.iter().zip(plans).zip(found.iter_mut()) {
@@ -176,12 +196,39 @@ pub(super) async fn look_up_the_rest(
         f.conversations.extend(hits.conversations);
         wanted.push((*ws, missing));
     }
-    if keys.database == 0 {
-        return Ok(keys);
+    (keys, wanted)
+}
+
+/// Both lookup waves answered by `cache` alone, for a batch none of whose
+/// messages is stored yet (no message-index entries): `None` when the
+/// cache misses a key, which the pipeline would read. Each plan is placed
+/// ([`Plan::place`]) on the way, as between the pipeline's two waves.
+pub(super) fn from_cache(
+    ids: &[&str],
+    plans: &mut [Plan],
+    cache: &OwnerCache,
+) -> Option<Vec<Found>> {
+    let (read, hits) = {
+        let asked = Asked::new(ids, plans, Some(cache));
+        if asked.keys().database > 0 {
+            return None;
+        }
+        (asked.read, asked.hits)
+    };
+    let mut found: Vec<Found> = read
+        .into_iter()
+        .zip(hits)
+        .map(|(read, hits)| Found {
+            known: hits.known,
+            conversations: hits.conversations,
+            read,
+            index: HashMap::new(),
+            total: hits.total.unwrap_or_default(),
+        })
+        .collect();
+    for ((ws, plan), f) in ids.iter().zip(plans.iter_mut()).zip(&found) {
+        plan.place(ws, &f.known);
     }
-    let more = conversations::find_existing(store, &wanted, stats).await?;
-    for (f, more) in found.iter_mut().zip(more) {
-        f.conversations.extend(more);
-    }
-    Ok(keys)
+    let (keys, _) = rest_in_cache(ids, plans, &mut found, Some(cache));
+    (keys.database == 0).then_some(found)
 }

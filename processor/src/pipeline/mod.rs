@@ -47,6 +47,7 @@
 
 mod amendments;
 mod cache;
+pub mod ceiling;
 mod contacts;
 mod conversations;
 #[cfg(feature = "fault-injection")]
@@ -175,18 +176,8 @@ async fn run_waves(
     lookup_keys.database += more.database;
     timer.finish(Wave::MoreLookups)?;
 
-    let s = store.statements();
-    let mut writes = Writes::default();
-    let mut updates = Writes::default();
-    let mut afters = Vec::with_capacity(plans.len());
-    for (((ws, plan), f), out) in ids.iter().zip(&plans).zip(&found).zip(&mut outs) {
-        afters.push(plan_workspace(
-            s,
-            (&mut writes, &mut updates),
-            (*ws, plan, f),
-            out,
-        ));
-    }
+    let (writes, updates, afters) =
+        plan_writes(store.statements(), (&ids, &plans, &found), &mut outs);
     // One wave. The counters go first only so that a crash test letting the
     // first n writes land sees them land before the rows they count.
     futures::try_join!(updates.send(store, stats), writes.send(store, stats))?;
@@ -202,6 +193,28 @@ async fn run_waves(
         round_trips: timer.round_trips,
         lookup_keys,
     })
+}
+
+/// Plans the write wave of every workspace (pure): steps 2, 4, 6 and 8 into
+/// the first [`Writes`], step 7 into the second (sent in the same wave);
+/// returns them with what each workspace's cache entry becomes.
+fn plan_writes<'a>(
+    s: &'a Statements,
+    (ids, plans, found): (&[&'a str], &'a [Plan], &[Found]),
+    outs: &mut [Outcome],
+) -> (Writes<'a>, Writes<'a>, Vec<After>) {
+    let mut writes = Writes::default();
+    let mut updates = Writes::default();
+    let mut afters = Vec::with_capacity(plans.len());
+    for (((ws, plan), f), out) in ids.iter().zip(plans).zip(found).zip(outs) {
+        afters.push(plan_workspace(
+            s,
+            (&mut writes, &mut updates),
+            (*ws, plan, f),
+            out,
+        ));
+    }
+    (writes, updates, afters)
 }
 
 /// Each workspace's plan, its writes timed by the batch's last record on
