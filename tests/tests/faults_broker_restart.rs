@@ -57,8 +57,9 @@ async fn a_broker_restart_during_a_load_loses_no_acknowledged_webhook() -> anyho
     let starting = Instant::now();
     kafka.start().await?;
     let outage = outage.elapsed();
-    let ok_while_down = ledger.ok_sent_between(down, starting);
     sender.await?;
+    // Read once every request is answered: a 200 still in flight would be missed.
+    let ok_while_down = ledger.ok_sent_between(down, starting);
     let figures = settle_and_verify(&env, "broker restart", &scale, &ledger).await?;
     println!(
         "[faults] broker restart: outage {:.1} s (stop to ready), {ok_while_down} 200s for \

@@ -86,11 +86,14 @@ async fn sighup_reloads_a_change_that_the_file_poll_cannot_see() -> anyhow::Resu
     let original = std::fs::metadata(&app.registry_path)?.modified()?;
     let same_length = TEST_REGISTRY.replace(ACME_PHONE, NEW_PHONE);
     assert_eq!(same_length.len(), TEST_REGISTRY.len());
-    std::fs::write(&app.registry_path, &same_length)?;
+    // Written aside and renamed over it, so the poll never sees another stamp.
+    let aside = app.registry_path.with_extension("next");
+    std::fs::write(&aside, &same_length)?;
     std::fs::File::options()
         .write(true)
-        .open(&app.registry_path)?
+        .open(&aside)?
         .set_modified(original)?;
+    std::fs::rename(&aside, &app.registry_path)?;
     assert_eq!(std::fs::metadata(&app.registry_path)?.modified()?, original);
     let baseline = reloads(&app, "ok").await?;
 
