@@ -237,18 +237,21 @@ if ten:
         w(f"| multi-tenant ≥ 0.7× single-tenant (batch 1000, ≥ 170 workspaces) | " +
             ", ".join(f"{r['cross']['msgs_per_s'] / single[1000]:.2f}× with {fmt(r['workspaces'])} "
                       f"workspaces" for r in big) + f" | {met(ratio >= 0.7)} |")
+    def wss(n):
+        return f"{fmt(n)} workspace{'' if n == 1 else 's'}"
+
     low_raw = min(ten, key=lambda r: r["cross_vs_raw"])
     raw_note = (f"; of the message and index rows alone, lowest {low_raw['cross_vs_raw'] * 100:.0f}% "
-                f"(batch {fmt(low_raw['batch'])}, {fmt(low_raw['workspaces'])} workspaces)")
+                f"(batch {fmt(low_raw['batch'])}, {wss(low_raw['workspaces'])})")
     if all("cross_vs_ceiling" in r for r in ten):
         low = min(ten, key=lambda r: r["cross_vs_ceiling"])
         w(f"| pipeline ≥ 50% of the raw-write ceiling of the same rows at every batch size and "
           f"shape | lowest {low['cross_vs_ceiling'] * 100:.0f}% (batch {fmt(low['batch'])}, "
-          f"{fmt(low['workspaces'])} workspaces){raw_note} | {met(low['cross_vs_ceiling'] >= 0.5)} |")
+          f"{wss(low['workspaces'])}){raw_note} | {met(low['cross_vs_ceiling'] >= 0.5)} |")
     else:
         w(f"| pipeline ≥ 50% of the raw ceiling at every batch size and shape | lowest "
           f"{low_raw['cross_vs_raw'] * 100:.0f}% (batch {fmt(low_raw['batch'])}, "
-          f"{fmt(low_raw['workspaces'])} workspaces) | {met(low_raw['cross_vs_raw'] >= 0.5)} |")
+          f"{wss(low_raw['workspaces'])}) | {met(low_raw['cross_vs_raw'] >= 0.5)} |")
     trips = sorted({r["cross_round_trips"] for r in ten})
     w(f"| sequential waves flat from 1 to 1000 workspaces | {', '.join(map(str, trips))} | "
         f"{met(len(trips) == 1)} |")

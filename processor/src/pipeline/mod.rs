@@ -25,7 +25,8 @@
 //! batches ([`Writes`]). A micro-batch therefore costs at most three
 //! sequential waves (two in steady state) whatever its size and however
 //! many workspaces it spans. The store bounds the requests in flight
-//! (`cql.max_concurrent_requests`).
+//! (`cql.max_concurrent_requests`). [`ceiling`] sends the write wave alone,
+//! with no lookup: the benchmarks' raw-write ceiling of the same rows.
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
 //! idempotent upsert of values derived from the records alone, and the only

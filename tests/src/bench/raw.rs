@@ -1,7 +1,9 @@
-//! The raw-write ceiling: only the rows the pipeline must write in any case
-//! (each new message and its index row), in one wave, with no lookups, no
-//! contacts and no conversations. The pipeline cannot be faster than this on
-//! the same rows; its share of this rate is what the other steps cost.
+//! The message-and-index raw-write ceiling: only the rows the pipeline must
+//! write in any case (each new message and its index row), in one wave, with
+//! no lookups, no contacts and no conversations. The pipeline's share of
+//! this rate is what every other step and row costs. (The ceiling of all
+//! of the pipeline's rows, its write wave alone, is
+//! `processor::pipeline::ceiling`, used by `tenants`.)
 //!
 //! Two shapes of the same writes:
 //! - [`write`] and [`write_all`]: the pipeline's own batching ([`Writes`]
