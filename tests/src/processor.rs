@@ -241,6 +241,33 @@ impl ProcessorEnv {
         Ok(out)
     }
 
+    /// [`Self::snapshot`], plus what it leaves out: the user-id identities,
+    /// the inbound totals' values, every recency-list entry (leftovers
+    /// included) and each of `workspaces`' inbox list as of `now_ms`, so two
+    /// keyspaces written alike compare equal row for row.
+    pub async fn all_rows(&self, workspaces: &[&str], now_ms: i64) -> anyhow::Result<Vec<String>> {
+        let mut rows = self.snapshot().await?;
+        let ks = self.ks();
+        for (table, columns) in [
+            ("contact_users", "*"),
+            ("workspace_totals", "workspace_id, inbound_total"),
+            ("conversation_activity", "*"),
+        ] {
+            let found: Vec<(String,)> = self
+                .rows(&format!("SELECT JSON {columns} FROM {ks}.{table}"))
+                .await?;
+            rows.extend(found.into_iter().map(|(json,)| format!("~{table} {json}")));
+        }
+        let inbox = processor::inbox::Inbox::new(Arc::clone(&self.session), ks).await?;
+        for ws in workspaces {
+            let page = inbox.list(ws, None, 100, now_ms).await?;
+            for (i, c) in page.items.iter().enumerate() {
+                rows.push(format!("~list {ws} {i}: {c:?}"));
+            }
+        }
+        Ok(rows)
+    }
+
     /// A row's JSON with its watermark (`applied_offset`, a write clock that
     /// depends on when the partition was first seen) replaced by the Kafka
     /// offset it stands for, so independent runs compare equal.

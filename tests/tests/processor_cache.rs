@@ -7,12 +7,9 @@
 //! the cache knows a batch's contacts, conversations and totals, its lookup
 //! wave reads only the message index.
 
-use std::sync::Arc;
-
 use inboxflow_tests::processor::ProcessorEnv;
 use inboxflow_tests::webhooks::{Inbound, Status, meta_body};
 use processor::decode::DecodedRecord;
-use processor::inbox::Inbox;
 use processor::pipeline::{self, OwnerCache, WorkspaceRecords};
 use processor::store::{DbStats, Store};
 use serde_json::json;
@@ -109,29 +106,8 @@ fn by_workspace(records: &[DecodedRecord]) -> Vec<WorkspaceRecords<'_>> {
     groups.into_iter().collect()
 }
 
-/// The pipeline's rows, the inbound totals, the recency list, and each
-/// workspace's inbox list as the inbox reads it.
 async fn rows(env: &ProcessorEnv) -> anyhow::Result<Vec<String>> {
-    let mut rows = env.snapshot().await?;
-    let ks = &env.cfg.cql.keyspace;
-    for (table, columns) in [
-        ("workspace_totals", "workspace_id, inbound_total"),
-        ("conversation_activity", "*"),
-    ] {
-        let cql = format!("SELECT JSON {columns} FROM {ks}.{table}");
-        let found = env.session.query_unpaged(cql, &[]).await?;
-        for row in found.into_rows_result()?.rows::<(String,)>()? {
-            rows.push(format!("~{table} {}", row?.0));
-        }
-    }
-    let inbox = Inbox::new(Arc::clone(&env.session), ks).await?;
-    for ws in WORKSPACES {
-        let page = inbox.list(ws, None, 100, (T0 + 86_400) * 1000).await?;
-        for (i, c) in page.items.iter().enumerate() {
-            rows.push(format!("~list {ws} {i}: {c:?}"));
-        }
-    }
-    Ok(rows)
+    env.all_rows(&WORKSPACES, (T0 + 86_400) * 1000).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

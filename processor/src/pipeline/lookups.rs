@@ -8,6 +8,8 @@
 //! ([`Store::lookup_across`]) per wave, so requests grow with the keys asked,
 //! never with the number of workspaces; the inbound totals are one `IN` per
 //! shard of `workspace_totals` the workspaces fall in (at most 64).
+//! `from_cache` (feature `bench`) answers both waves from the cache alone,
+//! or not at all.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -199,10 +201,12 @@ fn rest_in_cache<'a>(
     (keys, wanted)
 }
 
-/// Both lookup waves answered by `cache` alone, for a batch none of whose
-/// messages is stored yet (no message-index entries): `None` when the
-/// cache misses a key, which the pipeline would read. Each plan is placed
+/// Both lookup waves answered by `cache` alone (feature `bench`, for
+/// [`super::ceiling`]), for a batch none of whose message ids has a
+/// message-index row (so no index entries): `None` when the cache misses a
+/// key, which the pipeline would read. Each plan is placed
 /// ([`Plan::place`]) on the way, as between the pipeline's two waves.
+#[cfg(feature = "bench")]
 pub(super) fn from_cache(
     ids: &[&str],
     plans: &mut [Plan],
@@ -215,17 +219,20 @@ pub(super) fn from_cache(
         }
         (asked.read, asked.hits)
     };
+    // With nothing asked of the database, every total is a cache hit.
     let mut found: Vec<Found> = read
         .into_iter()
         .zip(hits)
-        .map(|(read, hits)| Found {
-            known: hits.known,
-            conversations: hits.conversations,
-            read,
-            index: HashMap::new(),
-            total: hits.total.unwrap_or_default(),
+        .map(|(read, hits)| {
+            Some(Found {
+                total: hits.total?,
+                known: hits.known,
+                conversations: hits.conversations,
+                read,
+                index: HashMap::new(),
+            })
         })
-        .collect();
+        .collect::<Option<_>>()?;
     for ((ws, plan), f) in ids.iter().zip(plans.iter_mut()).zip(&found) {
         plan.place(ws, &f.known);
     }

@@ -25,8 +25,9 @@
 //! batches ([`Writes`]). A micro-batch therefore costs at most three
 //! sequential waves (two in steady state) whatever its size and however
 //! many workspaces it spans. The store bounds the requests in flight
-//! (`cql.max_concurrent_requests`). [`ceiling`] sends the write wave alone,
-//! with no lookup: the benchmarks' raw-write ceiling of the same rows.
+//! (`cql.max_concurrent_requests`). `ceiling` (feature `bench`) sends the
+//! write wave alone, with no lookup: the benchmarks' raw-write ceiling of
+//! the same rows.
 //!
 //! Exactly-once effect under at-least-once delivery: every write is an
 //! idempotent upsert of values derived from the records alone, and the only
@@ -48,6 +49,7 @@
 
 mod amendments;
 mod cache;
+#[cfg(feature = "bench")]
 pub mod ceiling;
 mod contacts;
 mod conversations;
@@ -177,11 +179,7 @@ async fn run_waves(
     lookup_keys.database += more.database;
     timer.finish(Wave::MoreLookups)?;
 
-    let (writes, updates, afters) =
-        plan_writes(store.statements(), (&ids, &plans, &found), &mut outs);
-    // One wave. The counters go first only so that a crash test letting the
-    // first n writes land sees them land before the rows they count.
-    futures::try_join!(updates.send(store, stats), writes.send(store, stats))?;
+    let afters = write_wave(store, (&ids, &plans, &found), &mut outs, stats).await?;
     timer.finish(Wave::Writes)?;
     if let Some(cache) = cache {
         for (ws, after) in ids.iter().zip(afters) {
@@ -196,14 +194,16 @@ async fn run_waves(
     })
 }
 
-/// Plans the write wave of every workspace (pure): steps 2, 4, 6 and 8 into
-/// the first [`Writes`], step 7 into the second (sent in the same wave);
-/// returns them with what each workspace's cache entry becomes.
-fn plan_writes<'a>(
-    s: &'a Statements,
-    (ids, plans, found): (&[&'a str], &'a [Plan], &[Found]),
+/// The write wave of every workspace: steps 2, 4, 6 and 8, and step 7 sent
+/// in the same wave, counted in `outs`; returns what each workspace's cache
+/// entry becomes once it has landed.
+async fn write_wave(
+    store: &Store,
+    (ids, plans, found): (&[&str], &[Plan], &[Found]),
     outs: &mut [Outcome],
-) -> (Writes<'a>, Writes<'a>, Vec<After>) {
+    stats: &DbStats,
+) -> Result<Vec<After>, StoreError> {
+    let s = store.statements();
     let mut writes = Writes::default();
     let mut updates = Writes::default();
     let mut afters = Vec::with_capacity(plans.len());
@@ -215,7 +215,10 @@ fn plan_writes<'a>(
             out,
         ));
     }
-    (writes, updates, afters)
+    // The counters go first only so that a crash test letting the first n
+    // writes land sees them land before the rows they count.
+    futures::try_join!(updates.send(store, stats), writes.send(store, stats))?;
+    Ok(afters)
 }
 
 /// Each workspace's plan, its writes timed by the batch's last record on

@@ -136,9 +136,10 @@ async fn once(
             n
         }
         "raw" => raw::write_all(store, &groups, &stats).await?,
-        _ => pipeline::ceiling::write_wave_only(store, &groups, &stats, cache)
+        "ceiling" => pipeline::ceiling::write_wave_only(store, &groups, &stats, cache)
             .await?
             .ok_or_else(|| anyhow::anyhow!("ceiling: the owner cache missed a key"))?,
+        other => anyhow::bail!("unknown approach {other}"),
     };
     Ok(Once {
         elapsed: started.elapsed(),
