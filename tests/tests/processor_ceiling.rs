@@ -58,6 +58,18 @@ fn batch(records: &[DecodedRecord]) -> Vec<WorkspaceRecords<'_>> {
         .collect()
 }
 
+/// The ceiling over `records` with `cache`: what it inserted (`None`:
+/// declined) and what it sent.
+async fn ceiling(
+    store: &Store,
+    records: &[DecodedRecord],
+    cache: &mut OwnerCache,
+) -> anyhow::Result<(Option<u64>, DbStats)> {
+    let stats = DbStats::default();
+    let written = pipeline::ceiling::write_wave_only(store, &batch(records), &stats, cache).await?;
+    Ok((written, stats))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ceiling_writes_the_pipelines_rows_in_one_wave_without_reading() -> anyhow::Result<()> {
     let (by_pipeline, by_ceiling) = (ProcessorEnv::new(1).await?, ProcessorEnv::new(1).await?);
@@ -75,23 +87,17 @@ async fn the_ceiling_writes_the_pipelines_rows_in_one_wave_without_reading() -> 
 
     // The pipeline would read first, so the ceiling declines: a cold
     // cache, and a warm one that has not seen one of the senders.
-    let cold = DbStats::default();
-    let next = round_records(1, false)?;
-    let mut empty = OwnerCache::default();
-    let declined =
-        pipeline::ceiling::write_wave_only(&ceiling_store, &batch(&next), &cold, &mut empty)
-            .await?;
-    assert_eq!((declined, cold.requests()), (None, 0));
-    let newcomer = round_records(1, true)?;
-    let declined = pipeline::ceiling::write_wave_only(
+    let (declined, sent) = ceiling(
         &ceiling_store,
-        &batch(&newcomer),
-        &cold,
-        &mut ceiling_cache,
+        &round_records(1, false)?,
+        &mut OwnerCache::default(),
     )
     .await?;
+    assert_eq!((declined, sent.requests()), (None, 0), "a cold cache");
+    let newcomer = round_records(1, true)?;
+    let (declined, sent) = ceiling(&ceiling_store, &newcomer, &mut ceiling_cache).await?;
     assert_eq!(
-        (declined, cold.requests()),
+        (declined, sent.requests()),
         (None, 0),
         "one sender not cached"
     );
@@ -112,21 +118,14 @@ async fn the_ceiling_writes_the_pipelines_rows_in_one_wave_without_reading() -> 
             "the pipeline's cache answered too"
         );
         let inserted: u64 = piped.workspaces.iter().map(|o| o.messages_inserted).sum();
-        let stats = DbStats::default();
-        let written = pipeline::ceiling::write_wave_only(
-            &ceiling_store,
-            &batch(&records),
-            &stats,
-            &mut ceiling_cache,
-        )
-        .await?;
+        let (written, stats) = ceiling(&ceiling_store, &records, &mut ceiling_cache).await?;
         assert_eq!(written, Some(inserted), "round {round}");
         assert_eq!(inserted, 2 * WORKSPACES as u64);
         assert_eq!(stats.round_trips(), 1, "one wave");
-        let (ceiling, piped) = (stats.requests(), piped_stats.requests());
+        let (sent, piped) = (stats.requests(), piped_stats.requests());
         assert!(
-            ceiling > 0 && ceiling < piped,
-            "the write wave without the index lookup: {ceiling} of the pipeline's {piped} requests"
+            sent > 0 && sent < piped,
+            "the write wave without the index lookup: {sent} of the pipeline's {piped} requests"
         );
     }
     let names: Vec<String> = (0..WORKSPACES).map(workspace).collect();
